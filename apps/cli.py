@@ -1,0 +1,88 @@
+"""The ``cinn`` command line: ``cinn train|evaluate|export APP ...`` and each app's
+sampling command (``cinn colorize``, ``cinn superres``, ``cinn inpaint``).
+
+User errors print one line (``cinn: error: ...``) and exit with status 1.
+Heavy imports (Keras, TensorFlow) happen inside the commands, so ``--help`` is fast.
+"""
+import argparse
+import importlib
+import os
+import sys
+
+APPS = ("colorization", "superres", "inpainting")
+
+
+def _add_train(sub):
+    p = sub.add_parser("train", help="train an app's model by maximum likelihood")
+    p.add_argument("app", choices=APPS)
+    p.add_argument("--data", required=True, help="folder of training images")
+    p.add_argument("--config", help="YAML config (default: configs/APP.yaml)")
+    p.add_argument("--out", help="run folder (default: runs/APP); rerun to resume")
+    p.add_argument("--epochs", type=int)
+    p.add_argument("--steps", type=int, help="steps per epoch")
+    p.add_argument("--batch-size", type=int, help="global batch size")
+    p.add_argument("--lr", type=float, help="learning rate")
+    p.add_argument("--scale", type=int, choices=(4, 8), help="super-resolution factor")
+    p.add_argument("--seed", type=int)
+    p.add_argument("--verbose", type=int, default=1, choices=(0, 1, 2))
+    p.set_defaults(func=lambda a: importlib.import_module("apps.common.train").run(a))
+
+
+def _add_evaluate(sub):
+    p = sub.add_parser("evaluate", help="evaluate an app's model on a folder of images")
+    p.add_argument("app", choices=APPS)
+    p.add_argument("--data", required=True, help="folder of evaluation images")
+    p.add_argument("--weights", help="model file or run folder (default: shipped)")
+    p.add_argument("-n", "--num-samples", type=int, default=8)
+    p.add_argument("--temperature", type=float)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--limit", type=int, help="use only the first N images")
+    p.add_argument("--scale", type=int, choices=(4, 8), default=4)
+    p.add_argument("--size", type=int, help="evaluate on centre crops of this size")
+    p.set_defaults(func=lambda a: importlib.import_module(f"apps.{a.app}.task").evaluate(a))
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(
+        prog="cinn", description="Conditional invertible neural networks for images: "
+        "many plausible answers for one input.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _add_train(sub)
+    _add_evaluate(sub)
+    for app in APPS:
+        try:
+            module = importlib.import_module(f"apps.{app}.cli")
+        except ModuleNotFoundError:
+            continue
+        module.add_command(sub)
+    try:
+        importlib.import_module("apps.export_cli").add_command(sub)
+    except ModuleNotFoundError:
+        pass
+    return parser
+
+
+def main(argv=None):
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    args = build_parser().parse_args(argv)
+    from cinn.errors import CinnError
+
+    try:
+        return int(args.func(args) or 0)
+    except CinnError as err:
+        print(f"cinn: error: {err}", file=sys.stderr)
+    except (FileNotFoundError, IsADirectoryError, PermissionError) as err:
+        print(f"cinn: error: {err.filename or ''}: {err.strerror}", file=sys.stderr)
+    except ValueError as err:
+        print(f"cinn: error: {str(err).strip().splitlines()[-1]}", file=sys.stderr)
+    except MemoryError:
+        print("cinn: error: out of memory; try a smaller image or fewer samples",
+              file=sys.stderr)
+    except KeyboardInterrupt:
+        print("cinn: interrupted", file=sys.stderr)
+        return 130
+    return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Pieces every app shares: image files, grids, padding, data sets, training runs."""

@@ -1,0 +1,90 @@
+"""Conditioning networks: condition -> one feature map per flow level."""
+import keras
+from keras import ops
+
+register = keras.saving.register_keras_serializable(package="cinn")
+
+
+@register
+class ResidualBlock(keras.layers.Layer):
+    """``h + conv(relu(conv(h)))`` at constant width."""
+
+    def __init__(self, width, **kwargs):
+        super().__init__(**kwargs)
+        self.width = int(width)
+        self.conv1 = keras.layers.Conv2D(self.width, 3, padding="same", activation="relu",
+                                         name="conv1")
+        self.conv2 = keras.layers.Conv2D(self.width, 3, padding="same", name="conv2")
+
+    def call(self, h):
+        return h + self.conv2(self.conv1(h))
+
+    def get_config(self):
+        return {**super().get_config(), "width": self.width}
+
+
+@register
+class ConditionNet(keras.layers.Layer):
+    """A small conv pyramid that feeds every level of a multi-scale flow.
+
+    Args:
+        scales: one entry per flow level: log2 of (level resolution / condition
+            resolution), e.g. ``[-1, -2, -3]`` for three Haar levels on a condition
+            at the data's resolution, ``[1, 0, -1]`` for 4x super-resolution
+            (HR/2, HR/4, HR/8 from an LR condition). ``None``: no features.
+        channels: feature channels per level (int, or a list per level).
+        hidden: width of the trunk.
+        trunk_blocks: residual blocks at the condition's resolution.
+
+    Features below the condition's resolution come from stride-2 convolutions,
+    above it from bilinear upsampling + convolution; each level has its own head.
+    """
+
+    def __init__(self, scales, channels=32, hidden=64, trunk_blocks=2, **kwargs):
+        super().__init__(**kwargs)
+        self.scales = [None if s is None else int(s) for s in scales]
+        self.channels = ([int(channels)] * len(self.scales) if isinstance(channels, int)
+                         else [int(c) for c in channels])
+        if len(self.channels) != len(self.scales):
+            raise ValueError("channels must be an int or have one entry per level")
+        self.hidden = int(hidden)
+        self.trunk_blocks = int(trunk_blocks)
+        used = [s for s in self.scales if s is not None]
+        self.stem = keras.layers.Conv2D(self.hidden, 3, padding="same", activation="relu",
+                                        name="stem")
+        self.trunk = [ResidualBlock(self.hidden, name=f"res{i}") for i in range(self.trunk_blocks)]
+        self.down = [keras.layers.Conv2D(self.hidden, 3, strides=2, padding="same",
+                                         activation="relu", name=f"down{i}")
+                     for i in range(max([0] + [-s for s in used]))]
+        self.up = [keras.layers.Conv2D(self.hidden, 3, padding="same", activation="relu",
+                                       name=f"up{i}") for i in range(max([0] + used))]
+        self.upsample = keras.layers.UpSampling2D(2, interpolation="bilinear")
+        self.heads = [None if s is None else
+                      keras.layers.Conv2D(ch, 3, padding="same", name=f"head{i}")
+                      for i, (s, ch) in enumerate(zip(self.scales, self.channels))]
+
+    def build(self, c_shape):
+        # one pass on a dummy condition creates every sub-layer's weights
+        side = 2 ** max(1, len(self.down))
+        self.call(ops.zeros((1, side, side, c_shape[-1])))
+        self.built = True
+
+    def call(self, c):
+        h = self.stem(c)
+        for block in self.trunk:
+            h = block(h)
+        pyramid = {0: h}
+        g = h
+        for i, conv in enumerate(self.down):
+            g = conv(g)
+            pyramid[-(i + 1)] = g
+        g = h
+        for i, conv in enumerate(self.up):
+            g = conv(self.upsample(g))
+            pyramid[i + 1] = g
+        return [None if head is None else head(pyramid[s])
+                for s, head in zip(self.scales, self.heads)]
+
+    def get_config(self):
+        return {**super().get_config(), "scales": self.scales, "channels": self.channels,
+                "hidden": self.hidden, "trunk_blocks": self.trunk_blocks}

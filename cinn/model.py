@@ -1,0 +1,391 @@
+"""``ConditionalINN``: a multi-scale conditional normalizing flow as a Keras model."""
+import math
+
+import keras
+import numpy as np
+from keras import ops
+
+from cinn import blocks as B
+from cinn.blocks.base import fmt_shape
+
+LOG_2PI = math.log(2.0 * math.pi)
+
+#: defaults of one level of the flow (see ``ConditionalINN``)
+LEVEL_DEFAULTS = {
+    "downsample": None,    # None | "haar" | "squeeze"
+    "transition": False,   # ActNorm + 1x1 conv right after the downsampling (SRFlow)
+    "blocks": 4,           # flow steps at this level
+    "actnorm": True,       # ActNorm at the start of each step
+    "permute": "conv1x1",  # "conv1x1" | "random" | None, before each coupling
+    "injector": False,     # conditional affine injector before each coupling (SRFlow)
+    "subnet": None,        # spec of the s/t trunks, e.g. {"type": "conv", "hidden": 64}
+    "split": None,         # None | "plain" | "prior": factor half the channels out after
+}
+
+
+def _level(spec):
+    unknown = set(spec) - set(LEVEL_DEFAULTS)
+    if unknown:
+        raise ValueError(f"unknown level option(s) {sorted(unknown)}; "
+                         f"known: {sorted(LEVEL_DEFAULTS)}")
+    return {**LEVEL_DEFAULTS, **spec}
+
+
+@keras.saving.register_keras_serializable(package="cinn")
+class ConditionalINN(keras.Model):
+    """A conditional invertible network ``z = f(x; c)``, ``x = g(z; c)``, ``z ~ N(0, I)``.
+
+    Args:
+        x_shape: shape of one sample without the batch axis, e.g. ``(None, None, 2)``
+            for images of any size with 2 channels, or ``(2,)`` for vectors.
+        cond_shape: shape of one condition, e.g. ``(None, None, 1)``; ``None`` for
+            an unconditional flow.
+        levels: list of level specs (dicts; keys and defaults in ``LEVEL_DEFAULTS``).
+        cond_net: optional Keras layer mapping the condition to a list with one
+            feature tensor per level, at that level's resolution (``None`` entries
+            allowed). Without it the raw condition goes to every level.
+        upscale: spatial size of x over that of the condition (4 for 4x SR).
+        clamp: soft clamp of all log-scales.
+        bin_width: quantisation step of the data (e.g. ``1/255``). When set,
+            training adds uniform dequantisation noise and ``bits_per_dim``
+            reports discrete bits per dimension.
+        seed: seed of the random parts of the initialisation (permutations).
+    """
+
+    def __init__(self, x_shape, cond_shape=None, levels=({},), cond_net=None, upscale=1,
+                 clamp=2.0, bin_width=None, seed=None, **kwargs):
+        super().__init__(**kwargs)
+        self.x_shape = tuple(x_shape)
+        self.cond_shape = None if cond_shape is None else tuple(cond_shape)
+        self.levels = [_level(dict(s)) for s in levels]
+        self.upscale = int(upscale)
+        self.clamp = float(clamp)
+        self.bin_width = None if bin_width is None else float(bin_width)
+        self.seed = seed
+        self.image = len(self.x_shape) == 3
+        self.cond_net = cond_net
+        if not self.image and any(lv["downsample"] for lv in self.levels):
+            raise ValueError("downsampling levels need image data, x_shape (H, W, C)")
+        self.num_down = sum(1 for lv in self.levels if lv["downsample"])
+        self.flow_layers, self.split_layers = self._make_layers()
+        self._noise_seed = keras.random.SeedGenerator(0 if seed is None else seed)
+        self.build()
+
+    # -- construction -----------------------------------------------------------
+    def _make_layers(self):
+        rng = np.random.default_rng(self.seed)
+        seeds = iter(rng.integers(0, 2**31 - 1, size=10_000).tolist())
+        flows, splits = [], []
+        for i, lv in enumerate(self.levels):
+            layers = []
+            name = f"level{i}"
+            if lv["downsample"] == "haar":
+                layers.append(B.HaarDownsample(name=f"{name}_haar"))
+            elif lv["downsample"] == "squeeze":
+                layers.append(B.Squeeze(name=f"{name}_squeeze"))
+            elif lv["downsample"] is not None:
+                raise ValueError(f"level {i}: downsample must be None, 'haar' or 'squeeze', "
+                                 f"got {lv['downsample']!r}")
+            if lv["transition"]:
+                layers += [B.ActNorm(name=f"{name}_trans_actnorm"),
+                           B.InvertibleConv1x1(seed=next(seeds), name=f"{name}_trans_conv1x1")]
+            for k in range(int(lv["blocks"])):
+                step = f"{name}_step{k}"
+                if lv["actnorm"]:
+                    layers.append(B.ActNorm(name=f"{step}_actnorm"))
+                if lv["permute"] == "conv1x1":
+                    layers.append(B.InvertibleConv1x1(seed=next(seeds), name=f"{step}_conv1x1"))
+                elif lv["permute"] == "random":
+                    layers.append(B.RandomPermutation(seed=next(seeds), name=f"{step}_perm"))
+                elif lv["permute"] is not None:
+                    raise ValueError(f"level {i}: permute must be 'conv1x1', 'random' or None")
+                if lv["injector"]:
+                    layers.append(B.AffineInjector(lv["subnet"], self.clamp,
+                                                   name=f"{step}_injector"))
+                layers.append(B.AffineCoupling(lv["subnet"], self.clamp, name=f"{step}_coupling"))
+            flows.append(layers)
+            if lv["split"] not in (None, "plain", "prior"):
+                raise ValueError(f"level {i}: split must be None, 'plain' or 'prior'")
+            splits.append(None if lv["split"] is None else
+                          B.Split(prior=lv["split"] == "prior", subnet=lv["subnet"],
+                                  clamp=self.clamp, name=f"{name}_split"))
+        return flows, splits
+
+    def _dummy_inputs(self):
+        """Smallest valid batch of one, to create every weight at construction."""
+        side = max(2 ** self.num_down * 2, 2 * self.upscale)
+        side = -(-side // (2 ** self.num_down * self.upscale)) * 2 ** self.num_down * self.upscale
+        xs = tuple(side if d is None else d for d in self.x_shape)
+        x = ops.zeros((1,) + xs)
+        c = None
+        if self.cond_shape is not None:
+            cs = list(self.cond_shape)
+            if self.image and len(cs) == 3:
+                for a in (0, 1):
+                    if cs[a] is None:
+                        cs[a] = xs[a] // self.upscale
+            c = ops.zeros((1,) + tuple(cs))
+        return x, c
+
+    def build(self, input_shape=None):
+        if self.built:
+            return
+        x, c = self._dummy_inputs()
+        self.encode(x, c)
+        self.built = True
+
+    # -- checks -----------------------------------------------------------------
+    def _check(self, x, c):
+        def same(shape, spec):
+            return len(shape) == len(spec) and all(
+                s is None or d is None or s == d for d, s in zip(shape, spec))
+
+        xs = tuple(x.shape[1:])
+        if not same(xs, self.x_shape):
+            raise ValueError(f"x must have shape {fmt_shape((None,) + self.x_shape)}, "
+                             f"got {tuple(x.shape)}")
+        if self.image:
+            mult = 2 ** self.num_down
+            for d in xs[:2]:
+                if d is not None and d % mult:
+                    raise ValueError(
+                        f"height and width of x must be multiples of {mult} "
+                        f"(the flow downsamples {self.num_down} times), got {tuple(x.shape)}")
+        if self.cond_shape is None:
+            if c is not None:
+                raise ValueError("this model is unconditional, but a condition was given")
+            return
+        if c is None:
+            raise ValueError(f"a condition of shape {fmt_shape((None,) + self.cond_shape)} "
+                             "is needed")
+        expected = list(self.cond_shape)
+        if self.image and len(expected) == 3:
+            for a in (0, 1):
+                if expected[a] is None and xs[a] is not None:
+                    expected[a] = xs[a] // self.upscale
+        if not same(tuple(c.shape[1:]), tuple(expected)):
+            raise ValueError(f"condition must have shape {fmt_shape((None,) + tuple(expected))}"
+                             f" for x of shape {tuple(x.shape)}, got {tuple(c.shape)}")
+        if c.shape[0] is not None and x.shape[0] is not None and c.shape[0] != x.shape[0]:
+            raise ValueError(f"x and condition need the same batch size, got "
+                             f"{x.shape[0]} and {c.shape[0]}")
+
+    def condition_features(self, c):
+        """One condition tensor per level (``cond_net`` output or the raw condition)."""
+        if c is None:
+            return [None] * len(self.levels)
+        if self.cond_net is None:
+            return [c] * len(self.levels)
+        feats = self.cond_net(c)
+        if not isinstance(feats, (list, tuple)) or len(feats) != len(self.levels):
+            raise ValueError(f"cond_net must return a list of {len(self.levels)} tensors "
+                             "(one per level)")
+        return list(feats)
+
+    # -- the flow ---------------------------------------------------------------
+    def encode(self, x, c=None, training=False):
+        """``x -> (z, log|det dz/dx|)`` with ``z`` flat: shape (batch, dims)."""
+        x = ops.convert_to_tensor(x, dtype=self.compute_dtype)
+        c = None if c is None else ops.convert_to_tensor(c, dtype=self.compute_dtype)
+        self._check(x, c)
+        feats = self.condition_features(c)
+        h = x
+        log_det = ops.zeros((ops.shape(x)[0],), dtype=x.dtype)
+        zs = []
+        for layers, split, f in zip(self.flow_layers, self.split_layers, feats):
+            for layer in layers:
+                h, ld = layer(h, f)
+                log_det = log_det + ld
+            if split is not None:
+                (h, z2), ld = split(h, f)
+                log_det = log_det + ld
+                zs.append(ops.reshape(z2, (ops.shape(z2)[0], -1)))
+        zs.append(ops.reshape(h, (ops.shape(h)[0], -1)))
+        return ops.concatenate(zs, axis=1), log_det
+
+    def latent_shapes(self, x_shape):
+        """Shapes (without batch) of the latent parts, in the order ``encode``
+        concatenates them, for a sample of shape ``x_shape``."""
+        shape = list(x_shape)
+        parts = []
+        for lv in self.levels:
+            if lv["downsample"]:
+                shape = [shape[0] // 2, shape[1] // 2, shape[2] * 4]
+            if lv["split"] is not None:
+                keep = shape[-1] - shape[-1] // 2
+                parts.append(tuple(shape[:-1]) + (shape[-1] - keep,))
+                shape[-1] = keep
+        parts.append(tuple(shape))
+        return parts
+
+    def x_shape_for(self, c):
+        """Shape of one sample x (without batch) that goes with condition ``c``."""
+        if not self.image or self.cond_shape is None or len(self.cond_shape) != 3:
+            return tuple(self.x_shape)
+        cs = ops.shape(c)
+        return (self.x_shape[0] or cs[1] * self.upscale,
+                self.x_shape[1] or cs[2] * self.upscale, self.x_shape[2])
+
+    def decode(self, z, c=None):
+        """``z -> x``, the inverse of ``encode``; ``z`` flat, shape (batch, dims)."""
+        z = ops.convert_to_tensor(z, dtype=self.compute_dtype)
+        c = None if c is None else ops.convert_to_tensor(c, dtype=self.compute_dtype)
+        xs = self.x_shape_for(c)
+        parts = self.latent_shapes(xs)
+        dims = [int(np.prod(p)) if all(isinstance(d, int) for d in p) else
+                math.prod(p) for p in parts]
+        total = sum(dims)
+        if z.shape[-1] is not None and isinstance(total, int) and z.shape[-1] != total:
+            raise ValueError(f"z must have shape (batch, {total}) for x of shape "
+                             f"{fmt_shape((None,) + tuple(xs))}, got {tuple(z.shape)}")
+        bsz = ops.shape(z)[0]
+        chunks, offset = [], 0
+        for p, n in zip(parts, dims):
+            chunks.append(ops.reshape(z[:, offset:offset + n], (bsz,) + tuple(p)))
+            offset = offset + n
+        feats = self.condition_features(c)
+        h = chunks.pop()
+        for layers, split, f in reversed(list(zip(self.flow_layers, self.split_layers, feats))):
+            if split is not None:
+                h, _ = split((h, chunks.pop()), f, inverse=True)
+            for layer in reversed(layers):
+                h, _ = layer(h, f, inverse=True)
+        return h
+
+    def call(self, inputs, training=False):
+        """``(x, c) -> (z, log_det)``; dequantisation noise is added when training."""
+        x, c = (inputs, None) if self.cond_shape is None and not isinstance(
+            inputs, (list, tuple)) else inputs
+        if training and self.bin_width:
+            x = ops.convert_to_tensor(x, dtype=self.compute_dtype)
+            noise = keras.random.uniform(ops.shape(x), -0.5, 0.5, seed=self._noise_seed)
+            x = x + self.bin_width * noise
+        return self.encode(x, c, training=training)
+
+    # -- densities --------------------------------------------------------------
+    def nll(self, z, log_det):
+        """Negative log-likelihood in nats per sample."""
+        dims = ops.cast(ops.shape(z)[1], z.dtype)
+        return 0.5 * ops.sum(ops.square(z), axis=1) + 0.5 * dims * LOG_2PI - log_det
+
+    def bits_per_dim(self, z, log_det):
+        """Per-sample NLL in bits per dimension (discrete when ``bin_width`` is set)."""
+        dims = ops.cast(ops.shape(z)[1], z.dtype)
+        nats = self.nll(z, log_det) / dims
+        if self.bin_width:
+            nats = nats - math.log(self.bin_width)
+        return nats / math.log(2.0)
+
+    def log_prob(self, x, c=None):
+        """``log p(x | c)`` in nats, shape (batch,)."""
+        z, log_det = self.encode(x, c)
+        return -self.nll(z, log_det)
+
+    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+        from keras.src.losses.loss import scale_loss_for_distribution
+
+        z, log_det = y_pred
+        bpd = self.bits_per_dim(z, log_det)
+        if sample_weight is not None:
+            sw = ops.cast(sample_weight, bpd.dtype)
+            loss = ops.sum(bpd * sw) / ops.maximum(ops.sum(sw), 1e-12)
+        else:
+            loss = ops.mean(bpd)
+        if self.losses:
+            loss = loss + ops.sum(ops.stack(self.losses))
+        # Under tf.distribute every replica's loss is summed: divide by the
+        # replica count so the gradient (and the logged loss) match one device.
+        return scale_loss_for_distribution(loss)
+
+    # -- sampling ---------------------------------------------------------------
+    def sample(self, c=None, n=1, temperature=1.0, seed=None, z=None, batch_size=None):
+        """Draw ``n`` samples per condition: shape (batch, n, *x_shape).
+
+        ``z ~ N(0, temperature**2 I)`` unless ``z`` (flat, (batch * n, dims)) is
+        given. A fixed integer ``seed`` gives the same samples every time.
+        """
+        if c is None:
+            if self.cond_shape is not None:
+                raise ValueError(f"a condition of shape {fmt_shape((None,) + self.cond_shape)}"
+                                 " is needed")
+            bsz, c_rep = 1, None
+            xs = self.x_shape
+        else:
+            c = ops.convert_to_tensor(c, dtype=self.compute_dtype)
+            self._check_condition(c)
+            bsz = ops.shape(c)[0]
+            c_rep = ops.repeat(c, n, axis=0)
+            xs = self.x_shape_for(c)
+        dims = math.prod(int(d) for d in xs)
+        if z is None:
+            z = keras.random.normal((bsz * n, dims), seed=seed)
+        z = ops.convert_to_tensor(z, dtype=self.compute_dtype) * temperature
+        if batch_size is None or bsz * n <= batch_size:
+            x = self.decode(z, c_rep)
+        else:
+            x = ops.concatenate([
+                self.decode(z[i:i + batch_size], None if c_rep is None else
+                            c_rep[i:i + batch_size])
+                for i in range(0, bsz * n, batch_size)], axis=0)
+        return ops.reshape(x, (bsz, n) + tuple(xs))
+
+    def _check_condition(self, c):
+        spec = self.cond_shape
+        cs = tuple(c.shape[1:])
+        ok = len(cs) == len(spec) and all(s is None or d == s for d, s in zip(cs, spec))
+        if not ok:
+            raise ValueError(f"condition must have shape {fmt_shape((None,) + spec)}, "
+                             f"got {tuple(c.shape)}")
+        if self.image and len(spec) == 3:
+            mult = 2 ** self.num_down
+            for d in cs[:2]:
+                if d is not None and (d * self.upscale) % mult:
+                    raise ValueError(
+                        f"condition height and width times {self.upscale} must be multiples "
+                        f"of {mult}, got {tuple(c.shape)}; pad the input")
+
+    # -- initialisation ---------------------------------------------------------
+    def actnorm_layers(self):
+        return [layer for layers in self.flow_layers for layer in layers
+                if isinstance(layer, B.ActNorm)]
+
+    def initialize(self, x, c=None):
+        """Data-dependent ActNorm initialisation from one batch (eager pass).
+
+        Layers already initialised (e.g. loaded from a file) are left alone.
+        """
+        layers = self.actnorm_layers()
+        for layer in layers:
+            layer.init_from_data = True
+        try:
+            self.encode(x, c)
+        finally:
+            for layer in layers:
+                layer.init_from_data = False
+
+    @property
+    def is_initialized(self):
+        return all(float(ops.convert_to_numpy(a.initialized)) == 1.0
+                   for a in self.actnorm_layers())
+
+    # -- serialisation ----------------------------------------------------------
+    def get_config(self):
+        return {
+            "name": self.name,
+            "x_shape": list(self.x_shape),
+            "cond_shape": None if self.cond_shape is None else list(self.cond_shape),
+            "levels": [dict(lv) for lv in self.levels],
+            "cond_net": None if self.cond_net is None else
+            keras.saving.serialize_keras_object(self.cond_net),
+            "upscale": self.upscale,
+            "clamp": self.clamp,
+            "bin_width": self.bin_width,
+            "seed": self.seed,
+        }
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        if config.get("cond_net") is not None:
+            config["cond_net"] = keras.saving.deserialize_keras_object(config["cond_net"])
+        return cls(**config)
