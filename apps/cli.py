@@ -25,6 +25,10 @@ def _add_train(sub):
     p.add_argument("--scale", type=int, choices=(4, 8), help="super-resolution factor")
     p.add_argument("--seed", type=int)
     p.add_argument("--verbose", type=int, default=1, choices=(0, 1, 2))
+    p.add_argument("--strategy", choices=("auto", "one", "mirrored", "multiworker"),
+                   help="data-parallel training: mirrored = all local GPUs, multiworker = "
+                   "machines named by TF_CONFIG, auto = mirrored with several GPUs "
+                   "(default: the config's train.strategy, else auto)")
     p.set_defaults(func=lambda a: importlib.import_module("apps.common.train").run(a))
 
 

@@ -5,6 +5,28 @@ from keras import ops
 register = keras.saving.register_keras_serializable(package="cinn")
 
 
+def _upsample_axis(x, axis):
+    """2x bilinear upsampling of NHWC ``x`` along ``axis`` (1 or 2), half-pixel
+    centres, edges clamped: what ``tf.image.resize``/``jax.image.resize`` do."""
+    n = ops.shape(x)[axis]
+    first = x[:, :1] if axis == 1 else x[:, :, :1]
+    last = x[:, n - 1:] if axis == 1 else x[:, :, n - 1:]
+    body_prev = x[:, :n - 1] if axis == 1 else x[:, :, :n - 1]
+    body_next = x[:, 1:] if axis == 1 else x[:, :, 1:]
+    prev = ops.concatenate([first, body_prev], axis=axis)
+    nxt = ops.concatenate([body_next, last], axis=axis)
+    pair = ops.stack([0.75 * x + 0.25 * prev, 0.75 * x + 0.25 * nxt], axis=axis + 1)
+    shape = [ops.shape(x)[i] for i in range(4)]
+    shape[axis] = 2 * shape[axis]
+    return ops.reshape(pair, tuple(shape))
+
+
+def upsample_bilinear_2x(x):
+    """``keras.layers.UpSampling2D(2, interpolation="bilinear")`` on NHWC ``x``,
+    written so that it also traces with unknown height and width (SavedModel export)."""
+    return _upsample_axis(_upsample_axis(x, 1), 2)
+
+
 @register
 class ResidualBlock(keras.layers.Layer):
     """``h + conv(relu(conv(h)))`` at constant width."""
@@ -58,7 +80,6 @@ class ConditionNet(keras.layers.Layer):
                      for i in range(max([0] + [-s for s in used]))]
         self.up = [keras.layers.Conv2D(self.hidden, 3, padding="same", activation="relu",
                                        name=f"up{i}") for i in range(max([0] + used))]
-        self.upsample = keras.layers.UpSampling2D(2, interpolation="bilinear")
         self.heads = [None if s is None else
                       keras.layers.Conv2D(ch, 3, padding="same", name=f"head{i}")
                       for i, (s, ch) in enumerate(zip(self.scales, self.channels))]
@@ -80,7 +101,7 @@ class ConditionNet(keras.layers.Layer):
             pyramid[-(i + 1)] = g
         g = h
         for i, conv in enumerate(self.up):
-            g = conv(self.upsample(g))
+            g = conv(upsample_bilinear_2x(g))
             pyramid[i + 1] = g
         return [None if head is None else head(pyramid[s])
                 for s, head in zip(self.scales, self.heads)]

@@ -1,9 +1,27 @@
-"""Maximum-likelihood training of a ``ConditionalINN`` with ``model.fit``."""
+"""Maximum-likelihood training of a ``ConditionalINN`` with ``model.fit``, resumable.
+
+Checkpoints (``out_dir/checkpoints``, see ``cinn.callbacks.Checkpoints``) hold
+the model and optimizer state and the global step. Running the same training
+again after a kill loads the newest intact checkpoint and continues at that
+step, in the middle of an epoch if need be, so the run ends after the same
+total number of steps as an uninterrupted one (exactly the same batches when
+the data is a ``keras.utils.PyDataset`` whose batches depend only on their
+index and its ``epoch`` attribute, like ``apps.common.data.CropDataset``).
+
+Distributed training: build the model and call ``train`` inside the scope of
+a ``cinn.distribute.make_distribution(...)``; the batch size of ``data`` is the
+global batch.
+"""
+import math
+import sys
 from pathlib import Path
 
 import keras
+import numpy as np
 
-from cinn.callbacks import NaNGuard, SaveModel
+from cinn.distribute import prepare_for_fit
+from cinn.callbacks import (Checkpointer, Checkpoints, NaNGuard, SaveModel, StepCounter,
+                            TensorBoardLogger)
 
 
 def first_batch(data):
@@ -19,32 +37,191 @@ def first_batch(data):
     return inputs[0], inputs[1]
 
 
+class ArrayDataset(keras.utils.PyDataset):
+    """``(x, c)`` arrays as batches ``((x, c),)``, shuffled with a seeded
+    permutation per epoch, so that batch ``i`` of epoch ``e`` is reproducible
+    (what mid-epoch resuming needs)."""
+
+    def __init__(self, x, c, batch_size=32, shuffle=True, seed=0, **kwargs):
+        super().__init__(**kwargs)
+        self.x, self.c = x, c
+        self.batch_size, self.shuffle, self.seed = int(batch_size), shuffle, int(seed)
+        self.epoch = 0
+
+    def __len__(self):
+        return math.ceil(len(self.x) / self.batch_size)
+
+    def __getitem__(self, index):
+        n = len(self.x)
+        order = (np.random.default_rng([self.seed, self.epoch]).permutation(n)
+                 if self.shuffle else np.arange(n))
+        idx = np.sort(order[index * self.batch_size:(index + 1) * self.batch_size])
+        x = np.asarray(self.x)[idx]
+        return (x,) if self.c is None else ((x, np.asarray(self.c)[idx]),)
+
+    def on_epoch_end(self):
+        self.epoch += 1
+
+
+class _Offset(keras.utils.PyDataset):
+    """The batches ``offset, offset + 1, ...`` of a PyDataset (resuming mid-epoch)."""
+
+    def __init__(self, base, offset, steps):
+        super().__init__(workers=base.workers, use_multiprocessing=base.use_multiprocessing,
+                         max_queue_size=base.max_queue_size)
+        self.base, self.offset, self.steps = base, int(offset), int(steps)
+
+    def __len__(self):
+        return self.steps
+
+    def __getitem__(self, index):
+        return self.base[index + self.offset]
+
+    def on_epoch_end(self):
+        self.base.on_epoch_end()
+
+
+class _StopAfterEpoch(keras.callbacks.Callback):
+    def on_epoch_end(self, epoch, logs=None):
+        self.model.stop_training = True
+
+
+def _note(msg, verbose):
+    if verbose:
+        print(f"[cinn] {msg}", flush=True)
+
+
+def _steps_per_epoch(data, steps_per_epoch):
+    if steps_per_epoch:
+        return int(steps_per_epoch)
+    if isinstance(data, keras.utils.PyDataset):
+        return len(data)
+    try:
+        n = len(data)
+    except TypeError:
+        return None
+    return int(n) if n else None
+
+
+def _set_epoch(data, epoch):
+    if isinstance(getattr(data, "epoch", None), int):
+        data.epoch = int(epoch)
+
+
 def train(model, data, validation_data=None, epochs=1, learning_rate=1e-3, clipnorm=None,
-          out_dir=None, checkpoint_every=None, callbacks=(), verbose="auto", steps_per_epoch=None):
+          out_dir=None, checkpoint_every=None, callbacks=(), verbose="auto", steps_per_epoch=None,
+          *, batch_size=32, keep_checkpoints=3, tensorboard=True, sample_conditions=None,
+          render=None, global_clipnorm=None, seed=0):
     """Train by exact maximum likelihood (the loss is bits per dimension).
 
+    * ``data``: a ``keras.utils.PyDataset`` (or iterable) of ``((x, c),)`` batches,
+      or an ``(x, c)`` tuple of arrays (batched by ``batch_size``, shuffled by
+      ``seed``). The batch size is the global batch under a distribution.
     * ActNorm layers are initialised from the first batch unless already done.
-    * With ``out_dir``: a resumable backup every ``checkpoint_every`` steps and at
-      every epoch end (a run killed and started again with the same arguments
-      continues where it stopped), and ``out_dir/model.keras`` after every epoch.
+    * ``clipnorm`` clips each gradient tensor's norm, ``global_clipnorm`` the
+      norm of all gradients together.
+    * With ``out_dir``: a checkpoint (model + optimizer + step) every
+      ``checkpoint_every`` steps and at every epoch end in ``out_dir/checkpoints``
+      (the newest ``keep_checkpoints`` kept); a run killed and started again with
+      the same arguments continues from the newest intact checkpoint, at the same
+      step, and stops after the same total number of steps. ``out_dir/model.keras``
+      is written after every epoch. With ``tensorboard``: TensorBoard logs in
+      ``out_dir/tensorboard`` (bits/dim, and a grid of samples of
+      ``sample_conditions``, default: 4 conditions of the validation data; the
+      grids are also saved as ``out_dir/samples/epoch-NNN.png``).
     * A NaN or infinite loss stops training with a ``TrainingDiverged`` error
       naming the step; the last good checkpoint stays intact.
 
-    Returns the Keras ``History``.
+    Returns the Keras ``History`` (of all epochs run by this call).
     """
+    if isinstance(data, (tuple, list)) and len(data) == 2 and hasattr(data[0], "shape"):
+        data = ArrayDataset(data[0], data[1], batch_size=batch_size, seed=seed)
+    if isinstance(validation_data, (tuple, list)) and len(validation_data) == 2 and hasattr(
+            validation_data[0], "shape"):
+        validation_data = ArrayDataset(validation_data[0], validation_data[1],
+                                       batch_size=batch_size, shuffle=False)
     if not model.is_initialized:
         model.initialize(*first_batch(data))
-    model.compile(optimizer=keras.optimizers.Adam(learning_rate, clipnorm=clipnorm))
-    cbs = []
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate, clipnorm=clipnorm,
+                                                  global_clipnorm=global_clipnorm))
+    prepare_for_fit(model)
+    spe = _steps_per_epoch(data, steps_per_epoch)
+    counter = StepCounter(spe)
+    cbs = [counter]
+    start_epoch, offset = 0, 0
+    checkpoints = None
     if out_dir is not None:
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
-        cbs.append(NaNGuard(checkpoint_hint=str(out)))
-        cbs.append(keras.callbacks.BackupAndRestore(
-            str(out / "backup"), save_freq=checkpoint_every or "epoch", delete_checkpoint=False))
+        checkpoints = Checkpoints(out / "checkpoints", keep=keep_checkpoints)
+        info = checkpoints.restore(model)
+        if info is not None:
+            start_epoch, offset = info["epoch"], info["batch"]
+            if spe and offset >= spe:
+                start_epoch, offset = start_epoch + 1, 0
+            total = f" of {epochs * spe}" if spe else ""
+            _note(f"resuming from checkpoint at step {info['step']}{total} "
+                  f"(epoch {start_epoch + 1}, batch {offset})", True)
+        cbs.append(NaNGuard(counter=counter, checkpoints=checkpoints))
+        cbs.append(Checkpointer(checkpoints, counter, every=checkpoint_every))
         cbs.append(SaveModel(out / "model.keras"))
+        if tensorboard:
+            cond = sample_conditions
+            if cond is None:
+                cond = _default_conditions(validation_data if validation_data is not None
+                                           else data, model)
+            cbs.append(TensorBoardLogger(out / "tensorboard", cond, render=render,
+                                         png_dir=out / "samples", seed=seed))
     else:
-        cbs.append(NaNGuard())
+        cbs.append(NaNGuard(counter=counter))
     cbs += list(callbacks)
-    return model.fit(data, validation_data=validation_data, epochs=epochs, callbacks=cbs,
-                     verbose=verbose, steps_per_epoch=steps_per_epoch)
+
+    if start_epoch >= epochs:
+        _note(f"already trained for {epochs} epochs; nothing to do", True)
+        return _history([], model)
+    _set_epoch(data, start_epoch)
+    histories = []
+    if offset:
+        if not isinstance(data, keras.utils.PyDataset) or not spe:
+            print("[cinn] warning: this data cannot skip batches, so the interrupted epoch "
+                  "restarts from its first batch", file=sys.stderr)
+        else:
+            counter.batch_offset = offset
+            histories.append(model.fit(_Offset(data, offset, spe - offset),
+                                       validation_data=validation_data,
+                                       epochs=epochs, initial_epoch=start_epoch,
+                                       callbacks=cbs + [_StopAfterEpoch()], verbose=verbose,
+                                       shuffle=False))
+            start_epoch += 1
+    if start_epoch < epochs:
+        _set_epoch(data, start_epoch)
+        histories.append(model.fit(data, validation_data=validation_data, epochs=epochs,
+                                   initial_epoch=start_epoch, callbacks=cbs, verbose=verbose, shuffle=False,
+                                   steps_per_epoch=steps_per_epoch))
+    if out_dir is not None:
+        _note(f"finished at step {counter.step}", True)
+    return _history(histories, model)
+
+
+def _history(histories, model):
+    if len(histories) == 1:
+        return histories[0]
+    h = keras.callbacks.History()
+    h.set_model(model)
+    h.epoch, h.history = [], {}
+    for part in histories:
+        h.epoch += list(part.epoch)
+        for k, v in part.history.items():
+            h.history.setdefault(k, []).extend(v)
+    return h
+
+
+def _default_conditions(data, model, n=4):
+    """The first ``n`` conditions of ``data`` for sample grids (image models only)."""
+    if not getattr(model, "image", False) or model.cond_shape is None:
+        return None
+    try:
+        _, c = first_batch(data)
+    except Exception:  # noqa: BLE001 - no grid rather than no training
+        return None
+    return None if c is None else np.asarray(keras.ops.convert_to_numpy(c))[:n]

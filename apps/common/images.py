@@ -8,11 +8,42 @@ from cinn.errors import CinnError
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
 
+#: ``skimage:NAME`` inputs: pictures scikit-image ships (no download needed)
+SKIMAGE_PREFIX = "skimage:"
+SKIMAGE_PICTURES = ("astronaut", "camera", "cat", "chelsea", "coffee", "colorwheel",
+                    "immunohistochemistry", "rocket")
+
+
+def image_name(path):
+    """A short name for outputs: the file stem, or NAME for ``skimage:NAME``."""
+    text = str(path)
+    if text.startswith(SKIMAGE_PREFIX):
+        return text[len(SKIMAGE_PREFIX):]
+    return Path(text).stem
+
+
+def _read_skimage(name, min_size):
+    if name not in SKIMAGE_PICTURES:
+        raise CinnError(f"{SKIMAGE_PREFIX}{name}: unknown scikit-image picture; "
+                        f"choose one of {', '.join(SKIMAGE_PICTURES)}")
+    import skimage.data
+
+    img = np.asarray(getattr(skimage.data, name)())
+    if img.ndim == 2:
+        img = np.repeat(img[..., None], 3, axis=2)
+    img = np.ascontiguousarray(img[..., :3].astype(np.uint8))
+    if min(img.shape[:2]) < min_size:  # pragma: no cover - the shipped pictures are large
+        raise CinnError(f"{SKIMAGE_PREFIX}{name}: image too small")
+    return img
+
 
 def read_image(path, min_size=2):
     """Read an image file as uint8 RGB (H, W, 3); greyscale files come back with
-    three equal channels. Raises ``CinnError`` with a one-line reason for a
-    missing, unreadable, corrupt or too small file."""
+    three equal channels. ``skimage:NAME`` reads a picture scikit-image ships
+    (e.g. ``skimage:astronaut``). Raises ``CinnError`` with a one-line reason for
+    a missing, unreadable, corrupt or too small file."""
+    if str(path).startswith(SKIMAGE_PREFIX):
+        return _read_skimage(str(path)[len(SKIMAGE_PREFIX):], min_size)
     path = Path(path)
     if not path.exists():
         raise CinnError(f"{path}: no such file")

@@ -26,28 +26,45 @@ def apply_overrides(cfg, args):
 def run(args):
     import keras
 
+    from cinn.distribute import make_distribution
     from cinn.training import train
 
     task = importlib.import_module(f"apps.{args.app}.task")
     cfg = apply_overrides(load_config(args.app, args.config), args)
+    tcfg = cfg["train"]
+    # first thing TensorFlow does: a multi-worker strategy must exist before any op runs
+    dist = make_distribution(getattr(args, "strategy", None) or tcfg.get("strategy", "auto"))
+    batch = cfg["data"].get("batch_size")
+    if dist.name == "data_parallel":
+        dist.check_batch(batch)
     seed = int(cfg.get("seed", 0))
     keras.utils.set_random_seed(seed)
     out = Path(args.out or f"runs/{args.app}")
     out.mkdir(parents=True, exist_ok=True)
-    (out / "config.json").write_text(json.dumps(cfg, indent=2))
+    if dist.is_chief:
+        (out / "config.json").write_text(json.dumps(cfg, indent=2))
     print(f"[cinn] loading data from {args.data}", flush=True)
     train_ds, val_ds = task.make_datasets(args.data, cfg, seed=seed)
-    model = task.build_model(cfg["model"])
-    print(f"[cinn] {args.app}: {model.count_params():,} parameters, backend "
-          f"{keras.backend.backend()}, writing to {out}", flush=True)
-    tcfg = cfg["train"]
-    start = time.time()
-    history = train(model, train_ds, val_ds, epochs=int(tcfg.get("epochs", 10)),
-                    learning_rate=float(tcfg.get("learning_rate", 1e-3)),
-                    clipnorm=tcfg.get("clipnorm"), out_dir=out,
-                    checkpoint_every=tcfg.get("checkpoint_every"), verbose=args.verbose)
+    per = f"; global batch {batch}" + (f" = {dist.num_replicas} x {int(batch) / dist.num_replicas:g}"
+                                       if batch and dist.num_replicas > 1 else "")
+    print(f"[cinn] distribution: {dist.describe()}{per if batch else ''}", flush=True)
+    with dist.scope():  # model, optimizer (created by train) and fit under the strategy
+        model = task.build_model(cfg["model"])
+        print(f"[cinn] {args.app}: {model.count_params():,} parameters, backend "
+              f"{keras.backend.backend()}, writing to {out}", flush=True)
+        start = time.time()
+        history = train(model, train_ds, val_ds, epochs=int(tcfg.get("epochs", 10)),
+                        learning_rate=float(tcfg.get("learning_rate", 1e-3)),
+                        clipnorm=tcfg.get("clipnorm"),
+                        global_clipnorm=tcfg.get("global_clipnorm"), out_dir=out,
+                        checkpoint_every=tcfg.get("checkpoint_every"), verbose=args.verbose,
+                        tensorboard=bool(tcfg.get("tensorboard", True)),
+                        render=getattr(task, "render_samples", None), seed=seed)
+    if not dist.is_chief:
+        return 0
     model.save(out / "model.keras")
-    summary = {"seconds": round(time.time() - start, 1),
+    summary = {"seconds": round(time.time() - start, 1), "strategy": dist.name,
+               "replicas": dist.num_replicas,
                "history": {k: [float(v) for v in vs] for k, vs in history.history.items()}}
     (out / "history.json").write_text(json.dumps(summary, indent=2))
     print(f"[cinn] done in {summary['seconds']} s; model saved to {out / 'model.keras'}")

@@ -1,0 +1,11 @@
+"""Colorization: a greyscale photo in (CIE L), many plausible colourings out (ab).
+
+``colorize(model, image, n, temperature, seed)`` is the Python entry point.
+"""
+
+
+def colorize(*args, **kwargs):
+    """See ``apps.colorization.infer.colorize``."""
+    from apps.colorization.infer import colorize as _colorize
+
+    return _colorize(*args, **kwargs)

@@ -1,0 +1,46 @@
+"""Colorization data: random crops of colour photos as ``x = ab / 100``, ``c = L / 50 - 1``.
+
+NumPy + OpenCV loading (no TensorFlow needed); the Lab conversion is
+``apps.colorization.color`` (keras.ops on NumPy input). Dequantisation noise
+is added by the model (``bin_width`` = 1 ab unit) while training.
+"""
+import numpy as np
+from keras import ops
+
+from apps.colorization.color import split_lab
+from apps.common.data import CropDataset, FixedDataset, center_crops, load_folder
+from apps.common.images import is_greyscale
+
+DATA_DEFAULTS = {"crop": 64, "batch_size": 16, "steps_per_epoch": 100, "val_images": 16,
+                 "limit": None}
+
+
+def to_pair(rgb_uint8, rng=None):
+    """uint8 RGB crops (B, H, W, 3) -> float32 ``(ab / 100, L / 50 - 1)``."""
+    c, x = split_lab(rgb_uint8)
+    return (np.asarray(ops.convert_to_numpy(x), "float32"),
+            np.asarray(ops.convert_to_numpy(c), "float32"))
+
+
+def load_colour_images(folder, limit=None):
+    """The colour images of a folder (greyscale files are skipped)."""
+    return load_folder(folder, min_size=2, keep=lambda im: not is_greyscale(im), limit=limit)
+
+
+def make_datasets(data_dir, cfg, seed=0):
+    """Training (random crops + flips) and validation (centre crops of held-out
+    images) ``PyDataset``s for ``model.fit``."""
+    d = {**DATA_DEFAULTS, **cfg.get("data", {})}
+    images = load_colour_images(data_dir, limit=d["limit"])
+    n_val = min(int(d["val_images"]), len(images) // 5)
+    rng = np.random.default_rng(seed)
+    order = rng.permutation(len(images))
+    val = [images[i] for i in order[:n_val]]
+    train = [images[i] for i in order[n_val:]]
+    train_ds = CropDataset(train, to_pair, d["crop"], d["batch_size"], d["steps_per_epoch"],
+                           seed=seed)
+    val_ds = None
+    if val:
+        x, c = to_pair(center_crops(val, int(d["crop"])))
+        val_ds = FixedDataset(x, c, d["batch_size"])
+    return train_ds, val_ds

@@ -1,0 +1,79 @@
+"""Colourise a picture: L from the input, N sampled ab channels, back to RGB."""
+import numpy as np
+from keras import ops
+
+from apps.colorization.color import merge_lab, split_lab, to_uint8
+from apps.common.images import pad_to_multiple
+from cinn.errors import CinnError
+
+
+def as_rgb(image):
+    """uint8 (H, W), (H, W, 1), (H, W, 3) or (H, W, 4) -> uint8 RGB (H, W, 3)."""
+    img = np.asarray(image)
+    if img.dtype != np.uint8:
+        raise CinnError(f"expected a uint8 image, got dtype {img.dtype}")
+    if img.ndim == 2:
+        img = img[..., None]
+    if img.ndim != 3 or img.shape[2] not in (1, 3, 4):
+        raise CinnError(f"expected an image of shape (H, W), (H, W, 1) or (H, W, 3), "
+                        f"got {img.shape}")
+    if min(img.shape[:2]) < 2:
+        raise CinnError(f"image is {img.shape[1]}x{img.shape[0]} pixels; at least 2x2 "
+                        "is needed")
+    if img.shape[2] == 1:
+        img = np.repeat(img, 3, axis=2)
+    return np.ascontiguousarray(img[..., :3])
+
+
+def grey_of(rgb):
+    """The L channel of ``rgb`` shown as a grey RGB picture (what the model sees)."""
+    cond, _ = split_lab(as_rgb(rgb))
+    cond = np.asarray(ops.convert_to_numpy(cond), "float32")
+    return to_uint8(merge_lab(cond, np.zeros(cond.shape[:-1] + (2,), "float32")))
+
+
+def sample_ab(model, cond, n=8, temperature=0.8, seed=0, batch_size=4, compiled=False):
+    """Scaled ab samples (n, H, W, 2) for a scaled L (H, W, 1) of any size:
+    padded (reflect) to the network's multiple, sampled, cropped back.
+
+    ``compiled=True`` runs the inverse pass as one compiled program (jit on JAX,
+    ``tf.function`` on TensorFlow; the same z as ``model.sample``): worth it when
+    many inputs share one size (evaluation), not for a single picture.
+    """
+    padded, (h, w) = pad_to_multiple(cond, model.multiple)
+    decode = _compiled(model, "decode") if compiled else None
+    if decode is None:
+        ab = model.sample(padded[None], n=int(n), temperature=float(temperature),
+                          seed=int(seed), batch_size=batch_size)[0]
+    else:
+        import keras
+
+        z = keras.random.normal((int(n), padded.size * 2), seed=int(seed)) * float(temperature)
+        ab = decode(z, np.repeat(padded[None], int(n), axis=0))
+    return np.asarray(ops.convert_to_numpy(ab), "float32")[:, :h, :w]
+
+
+def _compiled(model, method):
+    try:
+        from cinn.compile import compiled
+    except ImportError:  # pragma: no cover - older cinn: run eagerly
+        return None
+    return compiled(model, method)
+
+
+def colorize(model, image, n=8, temperature=0.8, seed=0, batch_size=4):
+    """``n`` colourings of ``image`` (uint8, grey or colour; its colour is ignored).
+
+    Returns uint8 RGB samples, shape (n, H, W, 3), at the input's size; their L
+    channel is the input's. The same ``seed`` and weights give the same bytes.
+    """
+    if int(n) < 1:
+        raise CinnError(f"the number of samples must be at least 1, got {n}")
+    if not temperature >= 0:
+        raise CinnError(f"the temperature must be >= 0, got {temperature}")
+    rgb = as_rgb(image)
+    cond, _ = split_lab(rgb)
+    cond = np.asarray(ops.convert_to_numpy(cond), "float32")
+    ab = sample_ab(model, cond, n, temperature, seed, batch_size)
+    cond_n = np.broadcast_to(cond, (ab.shape[0],) + cond.shape)
+    return to_uint8(merge_lab(cond_n, ab))

@@ -1,0 +1,58 @@
+"""``cinn inpaint IMAGE (--mask MASK.png | --box x,y,w,h) -n 8 -o OUT``."""
+import sys
+import warnings
+from pathlib import Path
+
+
+def add_command(sub):
+    p = sub.add_parser("inpaint", help="fill a hole in an image with N plausible completions",
+                       description="Fill the missing part of IMAGE (white pixels of --mask, "
+                       "or a --box) with N different completions. Known pixels are kept "
+                       "exactly. Writes OUT/<name>_inpaint.png: masked input | completions.")
+    p.add_argument("image", help="image file (any size) or skimage:NAME, e.g. "
+                   "skimage:astronaut")
+    where = p.add_mutually_exclusive_group(required=True)
+    where.add_argument("--mask", help="mask image of the same size, white = missing")
+    where.add_argument("--box", help="missing rectangle x,y,w,h in pixels")
+    p.add_argument("-n", "--num-samples", type=int, default=8)
+    p.add_argument("--temperature", type=float, default=0.8)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("-o", "--out", default="out", help="output folder (default: out)")
+    p.add_argument("--weights", help="model file or run folder (default: shipped)")
+    p.add_argument("--save-samples", action="store_true",
+                   help="also write each completion as its own PNG")
+    p.set_defaults(func=run)
+
+
+def run(args):
+    from apps.common.images import image_name, make_grid, read_image, write_image
+    from apps.common.pretrained import load_model
+    from apps.inpainting.infer import InpaintingNotice, inpaint, masked_view
+    from apps.inpainting.masks import box_mask, parse_box, read_mask
+    from cinn.errors import CinnError
+
+    if args.num_samples < 1:
+        raise CinnError(f"-n must be at least 1, got {args.num_samples}")
+    rgb = read_image(args.image, min_size=1)
+    shape = rgb.shape[:2]
+    if args.mask:
+        mask = read_mask(args.mask, shape)
+    else:
+        mask = box_mask(shape, parse_box(args.box, shape))
+    model = load_model("inpainting", args.weights)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", InpaintingNotice)
+        samples = inpaint(model, rgb, mask, n=args.num_samples, temperature=args.temperature,
+                          seed=args.seed)
+    for w in caught:
+        print(f"cinn: note: {w.message}", file=sys.stderr)
+    out = Path(args.out)
+    stem = image_name(args.image)
+    grid = write_image(out / f"{stem}_inpaint.png",
+                       make_grid([[masked_view(rgb, mask)] + list(samples)]))
+    print(f"wrote {grid}")
+    if args.save_samples:
+        for i, s in enumerate(samples):
+            write_image(out / f"{stem}_sample{i}.png", s)
+        print(f"wrote {len(samples)} samples to {out}/{stem}_sample*.png")
+    return 0

@@ -1,0 +1,65 @@
+"""``cinn superres IMAGE [IMAGE...]``: many super-resolved versions of each image."""
+from pathlib import Path
+
+SCALES = (4, 8)
+
+
+def add_command(sub):
+    p = sub.add_parser("superres", help="super-resolve images (4x or 8x): several sharp "
+                       "samples per image, each consistent with the input")
+    p.add_argument("images", nargs="+", metavar="IMAGE", help="low-resolution image file(s)")
+    p.add_argument("--scale", type=int, choices=SCALES, default=4)
+    p.add_argument("-n", "--num-samples", type=int, default=4)
+    p.add_argument("--temperature", type=float, default=None,
+                   help="sampling temperature (default 0.9; 0 gives the mode-like output)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("-o", "--out", default="out", help="output folder")
+    p.add_argument("--weights", help="model file or run folder (default: shipped)")
+    p.add_argument("--save-samples", action="store_true",
+                   help="also write every sample and the mean as separate PNGs")
+    p.set_defaults(func=run)
+
+
+def load(weights, scale):
+    from apps.common.pretrained import load_model
+    from cinn.errors import CinnError
+
+    model = load_model("superres", weights, variant=None if scale == 4 else f"x{scale}")
+    if model.scale != scale:
+        raise CinnError(f"the model upscales {model.scale}x, not {scale}x "
+                        f"(pass --scale {model.scale} or other --weights)")
+    return model
+
+
+def run(args):
+    import numpy as np
+
+    from apps.common.images import make_grid, read_image, write_image
+    from apps.superres import infer
+    from cinn.errors import CinnError
+
+    if args.num_samples < 1:
+        raise CinnError(f"-n must be at least 1, got {args.num_samples}")
+    temperature = infer.DEFAULT_TEMPERATURE if args.temperature is None else args.temperature
+    lrs = [(Path(p), read_image(p, min_size=1)) for p in args.images]
+    for path, lr in lrs:
+        if min(lr.shape[:2]) < 2:
+            raise CinnError(f"{path}: image is {lr.shape[1]}x{lr.shape[0]} pixels; "
+                            "super-resolution needs at least 2x2")
+    model = load(args.weights, args.scale)
+    out = Path(args.out)
+    for path, lr in lrs:
+        samples = infer.upscale_float(model, lr, args.num_samples, temperature, args.seed)
+        mean = infer.to_uint8(samples.mean(axis=0))
+        samples = infer.to_uint8(samples)
+        row = [infer.bicubic(lr, args.scale)] + list(samples) + [mean]
+        stem = f"{path.stem}_x{args.scale}"
+        grid = write_image(out / f"{stem}_grid.png", make_grid([row]))
+        print(f"{path}: {lr.shape[1]}x{lr.shape[0]} -> {samples.shape[2]}x{samples.shape[1]}, "
+              f"{len(samples)} samples at temperature {temperature:g}; grid "
+              f"(bicubic | samples | mean) in {grid}")
+        if args.save_samples:
+            for i, s in enumerate(samples):
+                write_image(out / f"{stem}_sample{i}.png", s)
+            write_image(out / f"{stem}_mean.png", mean)
+    return 0

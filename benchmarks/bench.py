@@ -1,0 +1,299 @@
+"""Training and sampling speed and peak memory: cinn (Keras 3, this backend) vs FrEIA (PyTorch).
+
+    python -m benchmarks.bench --arch colorization superres --batch-sizes 4 8 16 \
+        --frameworks cinn freia --out benchmarks/results
+
+Each (framework, architecture, batch size) runs in its own process so that peak
+memory (RSS on CPU; device memory on a GPU) is its own. The architecture is the
+app's flow, read from ``configs/<app>.yaml`` (levels, subnets, clamp); the
+conditioning network is left out on both sides and its per-level features are
+fed as inputs, so the figures compare the flow libraries on identical work.
+Results: ``results.jsonl``, ``results.md`` (tables) and ``throughput.png``.
+"""
+import argparse
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+ARCHS = {
+    # app -> (config file, x shape (H, W, C), condition resolution relative to x)
+    "colorization": ("colorization.yaml", (64, 64, 2)),
+    "superres": ("superres.yaml", (160, 160, 3)),
+}
+
+
+def arch_spec(arch):
+    import yaml
+
+    cfg_file, x_shape = ARCHS[arch]
+    cfg = yaml.safe_load((ROOT / "configs" / cfg_file).read_text())
+    model = cfg["model"]
+    levels = model["levels"]
+    feat = model.get("cond_channels", model.get("condition_channels", 32))
+    feat = feat if isinstance(feat, list) else [feat] * len(levels)
+    return {"levels": levels, "x_shape": x_shape, "cond_channels": feat,
+            "clamp": float(model.get("clamp", 2.0))}
+
+
+def level_resolutions(levels, x_shape):
+    h, w, ch = x_shape
+    out = []
+    for lv in levels:
+        if lv.get("downsample"):
+            h, w, ch = h // 2, w // 2, ch * 4
+        out.append((h, w))
+        if lv.get("split"):
+            ch -= ch // 2
+    return out
+
+
+# -- one measurement per process ----------------------------------------------------
+def peak_memory_mb(framework, device):
+    if device == "gpu":
+        if framework == "freia":
+            import torch
+
+            return torch.cuda.max_memory_allocated() / 2**20
+        import jax
+
+        stats = jax.devices()[0].memory_stats() or {}
+        return stats.get("peak_bytes_in_use", 0) / 2**20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def run_cinn(spec, batch, steps, seed=0):
+    import keras
+    import numpy as np
+    from keras import ops
+
+    from cinn import ConditionalINN
+
+    keras.utils.set_random_seed(seed)
+    res = level_resolutions(spec["levels"], spec["x_shape"])
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((batch,) + spec["x_shape"]).astype("float32")
+    feats = [rng.standard_normal((batch, h, w, c)).astype("float32")
+             for (h, w), c in zip(res, spec["cond_channels"])]
+
+    class FlowOnly(ConditionalINN):
+        """Takes the per-level condition features directly (no conditioning net)."""
+
+        def _check(self, x, c):
+            pass
+
+        def condition_features(self, c):
+            return list(c)
+
+        def _dummy_inputs(self):
+            return ops.zeros((1,) + spec["x_shape"]), [ops.zeros((1,) + f.shape[1:])
+                                                       for f in feats]
+
+    model = FlowOnly(spec["x_shape"], (1,), spec["levels"], clamp=spec["clamp"], seed=seed)
+    model.initialize(x, feats)
+    model.compile(optimizer=keras.optimizers.Adam(1e-4))
+    data = (x, feats)
+    for _ in range(3):
+        model.train_on_batch(data)
+    t0 = time.perf_counter()
+    for _ in range(steps):
+        loss = model.train_on_batch(data)
+    float(np.asarray(loss).ravel()[0])
+    train = steps / (time.perf_counter() - t0)
+    z = rng.standard_normal((batch, int(np.prod(spec["x_shape"])))).astype("float32")
+    decode = model.compiled_decode() if hasattr(model, "compiled_decode") else model.decode
+    np.asarray(ops.convert_to_numpy(decode(z, feats)))
+    t0 = time.perf_counter()
+    n = max(3, steps // 2)
+    for _ in range(n):
+        out = decode(z, feats)
+    np.asarray(ops.convert_to_numpy(out))
+    sample = n * batch / (time.perf_counter() - t0)
+    return train, sample, model.count_params()
+
+
+def run_freia(spec, batch, steps, device, seed=0):
+    import numpy as np
+    import torch
+
+    from benchmarks.freia_arch import build_freia
+
+    torch.manual_seed(seed)
+    dev = torch.device("cuda" if device == "gpu" else "cpu")
+    res = level_resolutions(spec["levels"], spec["x_shape"])
+    net = build_freia(spec["levels"], spec["x_shape"], spec["cond_channels"], spec["clamp"],
+                      seed).to(dev)
+    rng = np.random.default_rng(seed)
+    h, w, c = spec["x_shape"]
+    x = torch.tensor(rng.standard_normal((batch, c, h, w)), dtype=torch.float32, device=dev)
+    feats = [torch.tensor(rng.standard_normal((batch, ch, hh, ww)), dtype=torch.float32,
+                          device=dev) for (hh, ww), ch in zip(res, spec["cond_channels"])]
+    opt = torch.optim.Adam(net.parameters(), 1e-4)
+
+    def step():
+        z, log_det = net(x, c=feats)
+        z = z if isinstance(z, (list, tuple)) else [z]
+        nll = sum(0.5 * (zi ** 2).flatten(1).sum(1) for zi in z) - log_det
+        loss = nll.mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        return loss
+
+    def sync():
+        if dev.type == "cuda":
+            torch.cuda.synchronize()
+
+    for _ in range(3):
+        step()
+    sync()
+    t0 = time.perf_counter()
+    for _ in range(steps):
+        loss = step()
+    float(loss)
+    sync()
+    train = steps / (time.perf_counter() - t0)
+    with torch.no_grad():
+        z = net(x, c=feats)[0]
+        z = [torch.randn_like(zi) for zi in (z if isinstance(z, (list, tuple)) else [z])]
+        net(z, c=feats, rev=True)
+        sync()
+        t0 = time.perf_counter()
+        n = max(3, steps // 2)
+        for _ in range(n):
+            net(z, c=feats, rev=True)
+        sync()
+    sample = n * batch / (time.perf_counter() - t0)
+    return train, sample, sum(p.numel() for p in net.parameters())
+
+
+def measure(framework, arch, batch, steps, device):
+    spec = arch_spec(arch)
+    if framework == "cinn":
+        train, sample, params = run_cinn(spec, batch, steps)
+        import keras
+
+        backend = keras.backend.backend()
+    else:
+        train, sample, params = run_freia(spec, batch, steps, device)
+        backend = "torch"
+    return {"framework": framework, "backend": backend, "arch": arch, "batch": batch,
+            "device": device, "train_steps_per_s": round(train, 3),
+            "sample_images_per_s": round(sample, 3), "peak_mem_mb": round(
+                peak_memory_mb(framework, device), 1), "params": int(params)}
+
+
+# -- driver --------------------------------------------------------------------------
+def versions():
+    out = {"python": platform.python_version(), "machine": platform.machine(),
+           "cpus": os.cpu_count()}
+    for mod in ("keras", "tensorflow", "jax", "torch", "FrEIA"):
+        try:
+            out[mod] = __import__(mod).__version__
+        except Exception:  # noqa: BLE001 - not installed / no version
+            pass
+    return out
+
+
+def write_report(rows, out):
+    lines = ["| arch | batch | device | cinn backend | cinn train step/s | FrEIA train step/s | "
+             "ratio | cinn sample img/s | FrEIA sample img/s | ratio | cinn peak MB | "
+             "FrEIA peak MB |", "|" + " --- |" * 12]
+    keyed = {}
+    for r in rows:
+        keyed.setdefault((r["arch"], r["batch"], r["device"]), {}).setdefault(
+            r["framework"], []).append(r)
+    for (arch, batch, device), fw in sorted(keyed.items()):
+        f = (fw.get("freia") or [None])[0]
+        for c in fw.get("cinn", []):
+            def ratio(key):
+                return f"{c[key] / f[key]:.2f}" if f and f[key] else "-"
+            lines.append(
+                f"| {arch} | {batch} | {device} | {c['backend']} | {c['train_steps_per_s']} | "
+                f"{f['train_steps_per_s'] if f else '-'} | {ratio('train_steps_per_s')} | "
+                f"{c['sample_images_per_s']} | {f['sample_images_per_s'] if f else '-'} | "
+                f"{ratio('sample_images_per_s')} | {c['peak_mem_mb']} | "
+                f"{f['peak_mem_mb'] if f else '-'} |")
+    (out / "results.md").write_text("\n".join(lines) + "\n")
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return
+    fig, axes = plt.subplots(1, len({r["arch"] for r in rows}), figsize=(11, 4), squeeze=False)
+    for ax, arch in zip(axes[0], sorted({r["arch"] for r in rows})):
+        for key in sorted({(r["framework"], r["backend"], r["device"]) for r in rows
+                           if r["arch"] == arch}):
+            pts = sorted((r["batch"], r["train_steps_per_s"] * r["batch"]) for r in rows
+                         if (r["framework"], r["backend"], r["device"]) == key
+                         and r["arch"] == arch)
+            ax.plot(*zip(*pts), marker="o", label=" / ".join(key))
+        ax.set_title(f"{arch}: training throughput")
+        ax.set_xlabel("batch size")
+        ax.set_ylabel("images / s")
+        ax.set_xscale("log", base=2)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(out / "throughput.png", dpi=100)
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--arch", nargs="+", default=list(ARCHS), choices=list(ARCHS))
+    p.add_argument("--batch-sizes", nargs="+", type=int, default=[4, 8, 16])
+    p.add_argument("--frameworks", nargs="+", default=["cinn", "freia"],
+                   choices=["cinn", "freia"])
+    p.add_argument("--backends", nargs="+", default=["tensorflow", "jax"],
+                   help="Keras backends to run cinn on")
+    p.add_argument("--steps", type=int, default=10)
+    p.add_argument("--device", choices=["cpu", "gpu"], default="cpu")
+    p.add_argument("--out", default="benchmarks/results")
+    p.add_argument("--one", help=argparse.SUPPRESS)  # internal: one measurement, JSON out
+    args = p.parse_args(argv)
+    if args.one:
+        fw, arch, batch = args.one.split(",")
+        print("RESULT " + json.dumps(measure(fw, arch, int(batch), args.steps, args.device)))
+        return 0
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    rows = []
+    jobs = [(fw, be, arch, b) for arch in args.arch for b in args.batch_sizes
+            for fw in args.frameworks
+            for be in (args.backends if fw == "cinn" else ["torch"])]
+    for i, (fw, be, arch, batch) in enumerate(jobs, 1):
+        env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+        if fw == "cinn":
+            env["KERAS_BACKEND"] = be
+        if args.device == "cpu":
+            env["CUDA_VISIBLE_DEVICES"] = ""
+        cmd = [sys.executable, "-m", "benchmarks.bench", "--one", f"{fw},{arch},{batch}",
+               "--steps", str(args.steps), "--device", args.device]
+        print(f"[{i}/{len(jobs)}] {fw} ({be}) {arch} batch {batch} ...", flush=True)
+        proc = subprocess.run(cmd, env=env, cwd=ROOT, capture_output=True, text=True)
+        line = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]
+        if proc.returncode or not line:
+            print("  failed: " + (proc.stderr.strip().splitlines() or ["?"])[-1], flush=True)
+            continue
+        row = json.loads(line[0][7:])
+        rows.append(row)
+        print(f"  train {row['train_steps_per_s']} step/s, sample "
+              f"{row['sample_images_per_s']} img/s, peak {row['peak_mem_mb']} MB", flush=True)
+    meta = {"date": time.strftime("%Y-%m-%d"), "command": " ".join(sys.argv), **versions()}
+    with open(out / "results.jsonl", "w") as fh:
+        fh.write(json.dumps({"meta": meta}) + "\n")
+        for r in rows:
+            fh.write(json.dumps(r) + "\n")
+    write_report(rows, out)
+    print((out / "results.md").read_text())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

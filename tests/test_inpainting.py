@@ -1,0 +1,166 @@
+"""Inpainting app: masks, known pixels kept bit-exactly, special masks, CLI errors,
+evaluation, shipped weights."""
+import warnings
+
+import numpy as np
+import pytest
+
+from apps.cli import main
+from apps.common.images import write_image
+from apps.inpainting.infer import InpaintingNotice, inpaint
+from apps.inpainting.masks import box_mask, random_mask, random_masks, read_mask
+from apps.inpainting.model import InpaintingINN, build_model
+from helpers import randomize
+
+# Every test picture pads to 16x16 and every call draws 2 samples: few distinct
+# shapes keep the JAX backend (which compiles each op per shape when eager) fast.
+TINY = {"levels": 2, "blocks": 1, "hidden": 8, "cond_channels": 4, "cond_hidden": 8,
+        "cond_blocks": 1}
+
+
+@pytest.fixture(scope="module")
+def model():
+    m = build_model(TINY)
+    randomize(m, scale=0.05, seed=1)   # zero-initialised couplings would be identities
+    return m
+
+
+@pytest.fixture(scope="module")
+def weights(model, tmp_path_factory):
+    path = tmp_path_factory.mktemp("inp") / "tiny.keras"
+    model.save(path)
+    return path
+
+
+def picture(h, w, seed=0):
+    return np.random.default_rng(seed).integers(0, 256, (h, w, 3), dtype=np.uint8)
+
+
+@pytest.mark.parametrize("h,w", [(16, 16), (13, 15), (15, 13)])
+def test_known_pixels_bit_identical_and_hole_diverse(model, h, w):
+    rgb = picture(h, w)
+    mask = box_mask((h, w), (1, 2, max(1, w // 2), max(1, h // 2)))
+    out = inpaint(model, rgb, mask, n=2, temperature=1.0, seed=0)
+    assert out.shape == (2, h, w, 3) and out.dtype == np.uint8
+    for s in out:
+        assert np.array_equal(s[~mask], rgb[~mask])
+    assert out.astype(float).std(axis=0)[mask].mean() > 0
+
+
+def test_seed_determinism(model):
+    rgb, mask = picture(16, 16, 1), random_mask((16, 16), 3)
+    a = inpaint(model, rgb, mask, n=2, seed=5)
+    b = inpaint(model, rgb, mask, n=2, seed=5)
+    c = inpaint(model, rgb, mask, n=2, seed=6)
+    assert np.array_equal(a, b)
+    assert not np.array_equal(a, c)
+
+
+def test_empty_mask_returns_input(model):
+    rgb = picture(9, 11)
+    with pytest.warns(InpaintingNotice, match="empty"):
+        out = inpaint(model, rgb, np.zeros((9, 11), bool), n=3)
+    assert out.shape == (3, 9, 11, 3) and all(np.array_equal(o, rgb) for o in out)
+
+
+def test_full_mask_gives_unconditional_samples(model):
+    rgb = picture(14, 16)
+    with pytest.warns(InpaintingNotice, match="whole image"):
+        out = inpaint(model, rgb, np.ones((14, 16), bool), n=2, seed=0)
+    assert out.shape == (2, 14, 16, 3) and out.dtype == np.uint8
+    assert not np.array_equal(out[0], out[1])
+
+
+def test_mask_generator_coverage_and_seed():
+    for shape in [(64, 64), (40, 72), (321, 481)]:
+        masks = random_masks(60 if shape[0] < 100 else 10, shape, 0)
+        cov = masks.mean(axis=(1, 2))
+        assert cov.min() >= 0.1 and cov.max() <= 0.5, (shape, cov.min(), cov.max())
+    for kind in ("box", "strokes"):
+        cov = [random_mask((48, 48), s, kind=kind).mean() for s in range(30)]
+        assert 0.1 <= min(cov) and max(cov) <= 0.5
+    assert np.array_equal(random_masks(5, (32, 32), 7), random_masks(5, (32, 32), 7))
+    assert not np.array_equal(random_masks(5, (32, 32), 7), random_masks(5, (32, 32), 8))
+
+
+def test_read_mask_white_is_missing(tmp_path):
+    m = np.zeros((6, 10), np.uint8)
+    m[2:4, 3:8] = 255
+    write_image(tmp_path / "m.png", m)
+    assert np.array_equal(read_mask(tmp_path / "m.png", (6, 10)), m > 0)
+
+
+def test_cli_grid_and_samples(weights, tmp_path, capsys):
+    write_image(tmp_path / "img.png", picture(15, 14))
+    mask = np.zeros((15, 14), np.uint8)
+    mask[5:12, 4:11] = 255
+    write_image(tmp_path / "mask.png", mask)
+    rc = main(["inpaint", str(tmp_path / "img.png"), "--mask", str(tmp_path / "mask.png"),
+               "-n", "2", "--weights", str(weights), "-o", str(tmp_path / "out"),
+               "--save-samples"])
+    assert rc == 0
+    from apps.common.images import read_image
+
+    grid = read_image(tmp_path / "out" / "img_inpaint.png")
+    assert grid.shape == (15, 3 * 14 + 2 * 4, 3)
+    src = read_image(tmp_path / "img.png")
+    for i in range(2):
+        s = read_image(tmp_path / "out" / f"img_sample{i}.png")
+        assert np.array_equal(s[mask == 0], src[mask == 0])
+    rc = main(["inpaint", str(tmp_path / "img.png"), "--box", "2,3,5,4", "-n", "2",
+               "--weights", str(weights), "-o", str(tmp_path / "out2")])
+    assert rc == 0 and (tmp_path / "out2" / "img_inpaint.png").exists()
+
+
+@pytest.mark.parametrize("extra,message", [
+    (["--mask", "WRONG"], "same size"),
+    (["--box", "1,2,0,4"], "x,y,w,h"),
+    (["--box", "40,1,3,3"], "outside"),
+    (["--mask", "MISSING"], "no such file"),
+])
+def test_cli_bad_masks_exit_1(weights, tmp_path, capsys, extra, message):
+    write_image(tmp_path / "img.png", picture(12, 16))
+    write_image(tmp_path / "wrong.png", np.full((12, 15), 255, np.uint8))
+    extra = [{"WRONG": str(tmp_path / "wrong.png"),
+              "MISSING": str(tmp_path / "nope.png")}.get(a, a) for a in extra]
+    rc = main(["inpaint", str(tmp_path / "img.png"), *extra, "--weights", str(weights),
+               "-o", str(tmp_path / "out")])
+    err = capsys.readouterr().err
+    assert rc == 1 and message in err and "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_cli_empty_mask_notice(weights, tmp_path, capsys):
+    write_image(tmp_path / "img.png", picture(8, 8))
+    write_image(tmp_path / "mask.png", np.zeros((8, 8), np.uint8))
+    rc = main(["inpaint", str(tmp_path / "img.png"), "--mask", str(tmp_path / "mask.png"),
+               "-n", "2", "--weights", str(weights), "-o", str(tmp_path / "out")])
+    assert rc == 0 and "mask is empty" in capsys.readouterr().err
+
+
+def test_evaluate_runs(weights, tmp_path, capsys):
+    data = tmp_path / "data"
+    for i in range(2):
+        write_image(data / f"{i}.png", picture(20, 28, i))
+    rc = main(["evaluate", "inpainting", "--data", str(data), "--weights", str(weights),
+               "-n", "2", "--size", "16"])
+    out = capsys.readouterr().out
+    assert rc == 0 and "Telea" in out and "best of 2" in out
+
+
+def test_shipped_weights_inpaint_astronaut():
+    from skimage import data
+    from skimage.transform import resize
+
+    from apps.common.pretrained import load_model
+
+    m = load_model("inpainting")
+    assert isinstance(m, InpaintingINN)
+    rgb = (resize(data.astronaut(), (50, 60), anti_aliasing=True) * 255).round().astype(np.uint8)
+    mask = box_mask((50, 60), (20, 15, 18, 14))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", InpaintingNotice)
+        out = inpaint(m, rgb, mask, n=2, temperature=0.8, seed=0)
+    assert out.shape == (2, 50, 60, 3)
+    assert all(np.array_equal(o[~mask], rgb[~mask]) for o in out)
+    assert out.astype(float).std(axis=0)[mask].mean() > 0

@@ -1,0 +1,178 @@
+"""Super-resolution app: bicubic kernel, exact LR-consistency, upscaling, CLI."""
+import numpy as np
+import pytest
+
+from apps.superres import consistent, infer
+from apps.superres.resize import downscale, imresize, resize_matrix, to_uint8, upscale
+from helpers import randomize
+
+TINY = {"scale": 4, "levels": 2, "blocks": 1, "hidden": 8, "subnet_depth": 1,
+        "cond_channels": 4, "cond_hidden": 8, "cond_blocks": 1, "cond_growth": 4}
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    from apps.superres.model import build_model
+
+    from apps.superres.task import make_pair
+
+    model = build_model(TINY)
+    hr = np.stack([lr_image(24, 32, seed=i) for i in range(2)])
+    model.initialize(*make_pair(hr, None, scale=4))     # ActNorm: data-like scales
+    randomize(model, scale=0.01, seed=1)
+    return model
+
+
+@pytest.fixture(scope="module")
+def tiny_file(tiny, tmp_path_factory):
+    path = tmp_path_factory.mktemp("sr") / "tiny.keras"
+    tiny.save(path)
+    return path
+
+
+def lr_image(h, w, seed=0):
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:h, 0:w]
+    base = 128 + 60 * np.sin(xx[..., None] / 2.0 + np.arange(3)) * np.cos(yy[..., None] / 3.0)
+    return to_uint8(base + rng.normal(0, 5, (h, w, 3)))
+
+
+# -- the bicubic kernel --------------------------------------------------------
+def test_resize_matrix_rows_sum_to_one_and_constant_stays_constant():
+    for n_in, n_out in ((40, 10), (10, 40), (7, 3), (3, 24), (33, 33)):
+        np.testing.assert_allclose(resize_matrix(n_in, n_out).sum(axis=1), 1.0, atol=1e-12)
+    img = np.full((37, 21, 3), 93.0)
+    np.testing.assert_allclose(imresize(img, (9, 50)), 93.0, atol=1e-9)
+
+
+def test_bicubic_known_properties():
+    # 4x downscale with antialiasing: 16 taps of Keys' kernel a=-0.5 stretched 4x
+    row = resize_matrix(64, 16)[8]
+    assert np.count_nonzero(np.abs(row) > 1e-12) == 16
+    # the stretched kernel at offsets +-0.5 ... +-7.5 (normalised): symmetric
+    nz = row[np.abs(row) > 1e-12]
+    np.testing.assert_allclose(nz, nz[::-1], atol=1e-12)
+    # upscaling then downscaling a smooth image gives it back closely
+    yy, xx = np.mgrid[0:24, 0:20]
+    smooth = 100 + 50 * np.sin(xx / 5.0)[..., None] * np.cos(yy / 6.0)[..., None] * np.ones(3)
+    back = downscale(upscale(smooth, 4), 4)
+    assert np.abs(back - smooth)[2:-2, 2:-2].max() < 1.0
+    # a linear ramp is reproduced exactly by the upscale away from the borders
+    ramp = np.tile(np.arange(16.0)[None, :, None], (4, 1, 3))
+    up = upscale(ramp, 4)
+    expected = (np.arange(64) + 0.5) / 4 - 0.5
+    np.testing.assert_allclose(up[0, 8:-8, 0], expected[8:-8], atol=1e-9)
+
+
+# -- the LR-consistent parametrisation -----------------------------------------
+@pytest.mark.parametrize("scale", [4, 8])
+def test_details_round_trip_and_exact_consistency(scale):
+    rng = np.random.default_rng(0)
+    hr = rng.random((2, scale * 3, scale * 5, 3))
+    lr = downscale(hr, scale)
+    d = consistent.to_details(hr, lr, scale)
+    assert d.shape == (2, 3, 5, consistent.detail_channels(scale))
+    np.testing.assert_allclose(consistent.from_details(d, lr, scale), hr, atol=1e-6)
+    # any details give an HR image whose bicubic downscale is the LR image
+    other = consistent.from_details(rng.normal(0, 1, d.shape), lr + 0.1, scale)
+    np.testing.assert_allclose(downscale(other, scale), lr + 0.1, atol=1e-9)
+
+
+# -- upscaling with a (tiny) model ---------------------------------------------
+@pytest.mark.parametrize("h,w", [(5, 7), (2, 3)])
+def test_upscale_shapes_any_size(tiny, h, w):
+    out = infer.upscale(tiny, lr_image(h, w), n=2, temperature=0.9, seed=0)
+    assert out.shape == (2, 4 * h, 4 * w, 3) and out.dtype == np.uint8
+
+
+@pytest.mark.parametrize("temperature", [0.0, 0.5, 0.9, 1.2])
+def test_no_nan_and_lr_consistent(tiny, temperature):
+    lr = lr_image(5, 7, seed=2)
+    x = infer.upscale_float(tiny, lr, n=2, temperature=temperature, seed=3)
+    assert np.all(np.isfinite(x))
+    # structural consistency: the float samples downscale to the LR exactly
+    np.testing.assert_allclose(downscale(x, 4), np.broadcast_to(lr, x.shape[:1] + lr.shape),
+                               atol=1e-3)
+    if temperature == 0:
+        np.testing.assert_array_equal(x[0], x[1])
+
+
+def test_uint8_samples_are_lr_consistent_above_45db(tiny):
+    from apps.superres.evaluate import psnr
+
+    lr = lr_image(5, 7, seed=4)
+    for x in infer.upscale(tiny, lr, n=2, temperature=0.9, seed=0):
+        assert psnr(downscale(x.astype(np.float64), 4), lr) > 45
+
+
+def test_seed_determinism(tiny):
+    lr = lr_image(5, 7, seed=5)
+    a = infer.upscale(tiny, lr, n=2, seed=7)
+    b = infer.upscale(tiny, lr, n=2, seed=7)
+    c = infer.upscale(tiny, lr, n=2, seed=8)
+    np.testing.assert_array_equal(a, b)
+    assert np.any(a != c)
+    assert np.any(a[0] != a[1])
+
+
+def test_bad_inputs_rejected(tiny):
+    from cinn.errors import CinnError
+
+    with pytest.raises(CinnError, match="1x1 pixels"):
+        infer.upscale(tiny, np.zeros((1, 1, 3), np.uint8))
+    with pytest.raises(CinnError, match="at least 2x2"):
+        infer.upscale(tiny, np.zeros((1, 9, 3), np.uint8))
+
+
+# -- command line ----------------------------------------------------------------
+def test_cli_grid_and_one_pixel_error(tiny_file, tmp_path, capsys):
+    from apps.cli import main
+    from apps.common.images import read_image, write_image
+
+    img = write_image(tmp_path / "small.png", lr_image(5, 7))
+    out = tmp_path / "out"
+    assert main(["superres", str(img), "--weights", str(tiny_file), "-n", "2",
+                 "--seed", "0", "-o", str(out), "--save-samples"]) == 0
+    grid = read_image(out / "small_x4_grid.png")
+    assert grid.shape == (20, 4 * 28 + 3 * 4, 3)   # bicubic | 2 samples | mean
+    assert (out / "small_x4_sample1.png").exists() and (out / "small_x4_mean.png").exists()
+    capsys.readouterr()
+    one = write_image(tmp_path / "one.png", np.zeros((1, 1, 3), np.uint8))
+    assert main(["superres", str(one), "--weights", str(tiny_file), "-o", str(out)]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("cinn: error:") and "1x1 pixels" in err and "\n" not in err
+    assert main(["superres", str(img), "--weights", str(tiny_file), "--scale", "8",
+                 "-o", str(out)]) == 1
+    assert "upscales 4x" in capsys.readouterr().err
+
+
+def test_training_pairs(tmp_path):
+    from apps.common.config import load_config
+    from apps.common.images import write_image
+    from apps.superres.task import make_datasets
+
+    for i in range(5):
+        write_image(tmp_path / f"{i}.png", lr_image(40, 44, seed=i))
+    cfg = load_config("superres")
+    cfg["data"].update(crop=32, batch_size=2, steps_per_epoch=1, val_images=1)
+    train, val = make_datasets(tmp_path, cfg)
+    ((x, c),) = train[0]
+    assert x.shape == (2, 8, 8, 45) and c.shape == (2, 8, 8, 3)
+    assert x.dtype == np.float32 and np.all(np.abs(c) <= 0.5)
+
+
+# -- shipped weights ---------------------------------------------------------------
+def test_shipped_weights_upscale_a_picture():
+    from skimage import data
+
+    from apps.superres.cli import load
+    from apps.superres.evaluate import psnr
+    from apps.superres.task import make_lr
+
+    model = load(None, 4)
+    hr = data.astronaut()[40:136, 160:256]            # 96x96 face crop
+    lr = make_lr(hr, 4)
+    out = infer.upscale(model, lr, n=2, temperature=0.9, seed=0)
+    assert out.shape == (2, 96, 96, 3)
+    assert min(psnr(downscale(x.astype(np.float64), 4), lr) for x in out) > 45
+    assert np.abs(out[0].astype(int) - out[1]).mean() > 0
