@@ -72,6 +72,13 @@ def run(args):
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise CinnError(f"{out}: exists and is not a folder")
+    # Register every app's classes, so that a model of another app loads and is
+    # then refused by name ("holds a model for X, not for Y"), not as an unknown class.
+    for name in APPS:
+        try:
+            importlib.import_module(f"apps.{name}.model")
+        except ModuleNotFoundError:
+            pass
     # load first: a missing file or a model of another app fails here, on any backend
     if args.scale and args.app != "superres":
         raise CinnError("--scale is an option of superres only")

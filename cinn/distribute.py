@@ -192,21 +192,6 @@ def current_is_chief():
     return "chief" not in spec and task_type == "worker" and int(task_id or 0) == 0
 
 
-def current_num_replicas():
-    """Replicas of the TensorFlow strategy or JAX distribution in scope (1 if none)."""
-    if keras.backend.backend() == "tensorflow" and "tensorflow" in sys.modules:
-        import tensorflow as tf
-
-        return tf.distribute.get_strategy().num_replicas_in_sync
-    if keras.backend.backend() == "jax":
-        dist = keras.distribution.distribution()
-        if dist is not None:
-            import numpy as np
-
-            return int(np.size(dist.device_mesh.devices))
-    return 1
-
-
 def in_multi_worker():
     """Whether a TensorFlow multi-worker strategy is in scope."""
     if "tensorflow" not in sys.modules or keras.backend.backend() != "tensorflow":
@@ -268,3 +253,38 @@ def _patch_multi_worker_mean():
 
     reduce_per_replica._cinn = True
     tf_trainer.reduce_per_replica = reduce_per_replica
+
+
+def clip_after_all_reduce(optimizer):
+    """Make gradient clipping see the gradient of the whole global batch.
+
+    Under a TensorFlow strategy, Keras clips each replica's share of the
+    gradient before summing them over replicas, so ``clipnorm`` and
+    ``global_clipnorm`` would act differently than on one device. This moves
+    the clipping after the all-reduce (TensorFlow backend; on JAX the gradient
+    is already the global one). The optimizer's config is unchanged.
+    """
+    if keras.backend.backend() != "tensorflow" or not (
+            optimizer.clipnorm or optimizer.global_clipnorm or optimizer.clipvalue):
+        return optimizer
+    import tensorflow as tf
+
+    clip, reduce = optimizer._clip_gradients, optimizer._all_reduce_sum_gradients
+
+    def several_replicas():
+        ctx = tf.distribute.get_replica_context()
+        return ctx is not None and ctx.num_replicas_in_sync > 1
+
+    def _clip_gradients(grads):
+        return grads if several_replicas() else clip(grads)
+
+    def _all_reduce_sum_gradients(grads_and_vars):
+        reduced = reduce(grads_and_vars)
+        if not several_replicas():
+            return reduced
+        grads = clip([g for g, _ in reduced])
+        return [(g, v) for g, (_, v) in zip(grads, reduced)]
+
+    optimizer._clip_gradients = _clip_gradients
+    optimizer._all_reduce_sum_gradients = _all_reduce_sum_gradients
+    return optimizer

@@ -25,10 +25,6 @@ import math
 
 from cinn.errors import CinnError
 
-#: names of the raw signatures (conditional and unconditional flows)
-RAW_SIGNATURES = ("sample", "sample_seeded", "encode", "log_prob", "info")
-
-
 def require_tensorflow():
     """``tensorflow`` when Keras runs on it, else a one-line ``CinnError``."""
     import keras

@@ -19,9 +19,9 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from cinn.distribute import prepare_for_fit
 from cinn.callbacks import (Checkpointer, Checkpoints, NaNGuard, SaveModel, StepCounter,
                             TensorBoardLogger)
+from cinn.distribute import clip_after_all_reduce, prepare_for_fit
 
 
 def first_batch(data):
@@ -119,7 +119,8 @@ def train(model, data, validation_data=None, epochs=1, learning_rate=1e-3, clipn
       ``seed``). The batch size is the global batch under a distribution.
     * ActNorm layers are initialised from the first batch unless already done.
     * ``clipnorm`` clips each gradient tensor's norm, ``global_clipnorm`` the
-      norm of all gradients together.
+      norm of all gradients together (of the global batch, also under a
+      distribution strategy).
     * With ``out_dir``: a checkpoint (model + optimizer + step) every
       ``checkpoint_every`` steps and at every epoch end in ``out_dir/checkpoints``
       (the newest ``keep_checkpoints`` kept); a run killed and started again with
@@ -144,6 +145,7 @@ def train(model, data, validation_data=None, epochs=1, learning_rate=1e-3, clipn
         model.initialize(*first_batch(data))
     model.compile(optimizer=keras.optimizers.Adam(learning_rate, clipnorm=clipnorm,
                                                   global_clipnorm=global_clipnorm))
+    clip_after_all_reduce(model.optimizer)
     prepare_for_fit(model)
     spe = _steps_per_epoch(data, steps_per_epoch)
     counter = StepCounter(spe)
@@ -196,8 +198,8 @@ def train(model, data, validation_data=None, epochs=1, learning_rate=1e-3, clipn
     if start_epoch < epochs:
         _set_epoch(data, start_epoch)
         histories.append(model.fit(data, validation_data=validation_data, epochs=epochs,
-                                   initial_epoch=start_epoch, callbacks=cbs, verbose=verbose, shuffle=False,
-                                   steps_per_epoch=steps_per_epoch))
+                                   initial_epoch=start_epoch, callbacks=cbs, verbose=verbose,
+                                   shuffle=False, steps_per_epoch=steps_per_epoch))
     if out_dir is not None:
         _note(f"finished at step {counter.step}", True)
     return _history(histories, model)

@@ -79,12 +79,13 @@ def test_split_and_merge_lab_are_inverse_and_scaled():
 
 
 # -- sampling -----------------------------------------------------------------------
-@pytest.mark.parametrize("shape", [(13, 10), (8, 8), (2, 3), (17, 9)])
+# sizes that pad to few distinct shapes (JAX compiles every op per new shape)
+@pytest.mark.parametrize("shape", [(13, 10), (16, 9), (2, 3)])
 def test_colorize_any_size_keeps_lightness(tiny, shape):
     model, _ = tiny
     rgb = picture(*shape)
-    out = colorize(model, rgb, n=3, temperature=0.1, seed=0)  # untrained: ab ~ N(0, 10)
-    assert out.shape == (3,) + shape + (3,) and out.dtype == np.uint8
+    out = colorize(model, rgb, n=2, temperature=0.1, seed=0)  # untrained: ab ~ N(0, 10)
+    assert out.shape == (2,) + shape + (3,) and out.dtype == np.uint8
     l_in = lab_of(rgb)[..., 0]
     l_out = lab_of(out)[..., 0]
     assert np.abs(l_out - l_in).mean() < 1.0          # L is the input's (up to gamut clipping)
@@ -94,11 +95,11 @@ def test_colorize_any_size_keeps_lightness(tiny, shape):
 
 def test_colorize_grey_input_and_determinism(tiny):
     model, _ = tiny
-    grey = cv2.cvtColor(picture(12, 20), cv2.COLOR_RGB2GRAY)
+    grey = cv2.cvtColor(picture(14, 11), cv2.COLOR_RGB2GRAY)
     a = colorize(model, grey, n=2, temperature=0.8, seed=3)
     b = colorize(model, grey[..., None], n=2, temperature=0.8, seed=3)
     c = colorize(model, grey, n=2, temperature=0.8, seed=4)
-    assert a.shape == (2, 12, 20, 3)
+    assert a.shape == (2, 14, 11, 3)
     assert a.tobytes() == b.tobytes()
     assert a.tobytes() != c.tobytes()
     zero = colorize(model, grey, n=2, temperature=0.0, seed=3)
@@ -176,16 +177,16 @@ def test_cli_bad_inputs(tmp_path, capsys, tiny):
 
 def test_cli_writes_grid_and_samples(tmp_path, capsys, tiny):
     _, weights = tiny
-    cv2.imwrite(str(tmp_path / "pic.png"), cv2.cvtColor(picture(18, 22), cv2.COLOR_RGB2BGR))
-    cv2.imwrite(str(tmp_path / "grey.png"), cv2.cvtColor(picture(18, 22), cv2.COLOR_RGB2GRAY))
+    cv2.imwrite(str(tmp_path / "pic.png"), cv2.cvtColor(picture(15, 10), cv2.COLOR_RGB2BGR))
+    cv2.imwrite(str(tmp_path / "grey.png"), cv2.cvtColor(picture(15, 10), cv2.COLOR_RGB2GRAY))
     out = tmp_path / "out"
-    argv = ["colorize", str(tmp_path / "pic.png"), str(tmp_path / "grey.png"), "-n", "3",
+    argv = ["colorize", str(tmp_path / "pic.png"), str(tmp_path / "grey.png"), "-n", "2",
             "--seed", "1", "-o", str(out), "--weights", str(weights), "--save-samples"]
     assert main(argv) == 0
     grid = cv2.imread(str(out / "pic_colorized.png"))
-    assert grid.shape == (18, 5 * 22 + 4 * 4, 3)       # grey | 3 samples | original
-    assert cv2.imread(str(out / "grey_colorized.png")).shape == (18, 4 * 22 + 3 * 4, 3)
-    assert cv2.imread(str(out / "pic_sample2.png")).shape == (18, 22, 3)
+    assert grid.shape == (15, 4 * 10 + 3 * 4, 3)       # grey | 2 samples | original
+    assert cv2.imread(str(out / "grey_colorized.png")).shape == (15, 3 * 10 + 2 * 4, 3)
+    assert cv2.imread(str(out / "pic_sample1.png")).shape == (15, 10, 3)
     first = (out / "pic_colorized.png").read_bytes()
     assert main(argv) == 0
     assert (out / "pic_colorized.png").read_bytes() == first   # same seed, same bytes

@@ -37,7 +37,7 @@ def toy_data(n=64):
     return x.astype("float32"), c
 
 
-def _run_training(name, out_dir=None, epochs=2):
+def _run_training(name, out_dir=None, epochs=2, clip=None):
     """Train a small model under strategy ``name``; per-step logged losses + weights."""
     import keras
 
@@ -58,7 +58,8 @@ def _run_training(name, out_dir=None, epochs=2):
     with dist.scope():
         model = small_model()
         train(model, (x, c), epochs=epochs, batch_size=16, learning_rate=1e-2, verbose=0,
-              callbacks=[rec], out_dir=out_dir, checkpoint_every=2, seed=0)
+              callbacks=[rec], out_dir=out_dir, checkpoint_every=2, seed=0,
+              global_clipnorm=clip)
     weights = [np.asarray(keras.ops.convert_to_numpy(w)) for w in model.weights]
     steps = int(keras.ops.convert_to_numpy(model.optimizer.iterations))
     return dist, rec.losses, weights, steps
@@ -73,7 +74,8 @@ def _child(mode, out):
             cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
         result = {}
         for name in ("one", "mirrored"):
-            dist, losses, weights, steps = _run_training(name)
+            # clipping that acts: it must see the gradient of the global batch
+            dist, losses, weights, steps = _run_training(name, clip=0.05)
             result[name] = {"replicas": dist.num_replicas, "losses": losses, "steps": steps}
             np.savez(f"{out}.{name}.npz", *weights)
     elif mode == "multiworker":

@@ -6,12 +6,12 @@ tensorflow`` would otherwise load Keras itself), so the test proves a server
 needs neither. The exported model is saved under the JAX backend (in a
 subprocess) and exported under TensorFlow: the train-on-JAX, export-on-TF workflow.
 """
+import importlib.util
 import inspect
 import json
 import os
 import subprocess
 import sys
-import textwrap
 from pathlib import Path
 
 import keras
@@ -66,8 +66,7 @@ from helpers import randomize, to_np
 model = tiny_model()
 randomize(model, 0.05, seed=1)
 data = dict(np.load({inputs!r}))
-np.savez({out!r}, log_prob0=to_np(model.log_prob(data["x0"], data["c0"])),
-         log_prob1=to_np(model.log_prob(data["x1"], data["c1"])))
+np.savez({out!r}, log_prob0=to_np(model.log_prob(data["x0"], data["c0"])))
 model.save({path!r})
 print(keras.backend.backend())
 """
@@ -128,15 +127,25 @@ def _env(**extra):
 @pytest.fixture(scope="module")
 def jax_saved(tmp_path_factory):
     """A tiny model saved under KERAS_BACKEND=jax (in a subprocess), its JAX
-    log-densities, and the test inputs."""
-    pytest.importorskip("jax")
+    log-density, and the test inputs (without JAX: saved here, on TensorFlow)."""
     tmp = tmp_path_factory.mktemp("export")
     np.savez(tmp / "inputs.npz", **inputs())
+    if importlib.util.find_spec("jax") is None:
+        from helpers import randomize
+
+        model = tiny_model()
+        randomize(model, 0.05, seed=1)
+        model.save(tmp / "tiny.keras")
+        return tmp
     script = JAX_SAVE.format(tests=str(TESTS), source=inspect.getsource(tiny_model),
                              inputs=str(tmp / "inputs.npz"), out=str(tmp / "jax.npz"),
                              path=str(tmp / "tiny.keras"))
+    # JAX compiles every eager op on CPU; without the optimisation passes that is
+    # 3-4x cheaper (this process only builds, evaluates once and saves)
+    flags = "--xla_backend_optimization_level=0 --xla_llvm_disable_expensive_passes=true"
     proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                          env=_env(KERAS_BACKEND="jax"), timeout=300)
+                          env=_env(KERAS_BACKEND="jax", JAX_PLATFORMS="cpu", XLA_FLAGS=flags),
+                          timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert proc.stdout.strip().splitlines()[-1] == "jax"
     return tmp
@@ -193,10 +202,10 @@ def test_reloaded_samples_and_densities_match_the_model(exported, k):
 @on_tf
 def test_weights_saved_under_jax_give_the_same_density_under_tensorflow(exported, jax_saved):
     _, _, out, _, _ = exported
+    if not (jax_saved / "jax.npz").exists():
+        pytest.skip("JAX is not installed")
     ref = np.load(jax_saved / "jax.npz")
-    for k in "01":
-        np.testing.assert_allclose(out["log_prob" + k], ref["log_prob" + k], rtol=1e-5,
-                                   atol=1e-3)
+    np.testing.assert_allclose(out["log_prob0"], ref["log_prob0"], rtol=1e-5, atol=1e-3)
 
 
 @on_tf
@@ -258,6 +267,7 @@ def test_cli_missing_weights_file_is_one_line(tmp_path, capsys):
     assert not (tmp_path / "out").exists()
 
 
+@on_tf  # the check is backend-independent; JAX compiles slowly on CPU
 def test_cli_wrong_app_is_one_line(tmp_path, capsys):
     from apps.inpainting.model import build_model
 
@@ -271,6 +281,7 @@ def test_cli_wrong_app_is_one_line(tmp_path, capsys):
     assert not (tmp_path / "out").exists()
 
 
+@on_tf  # the check is backend-independent; JAX compiles slowly on CPU
 def test_cli_plain_flow_is_not_an_app_model(tmp_path, capsys):
     tiny_model().save(tmp_path / "plain.keras")
     code, err = _cli(["export", "superres", "--weights", str(tmp_path / "plain.keras"),

@@ -26,6 +26,7 @@ def apply_overrides(cfg, args):
 def run(args):
     import keras
 
+    from cinn.callbacks import save_atomic
     from cinn.distribute import make_distribution
     from cinn.training import train
 
@@ -45,9 +46,12 @@ def run(args):
         (out / "config.json").write_text(json.dumps(cfg, indent=2))
     print(f"[cinn] loading data from {args.data}", flush=True)
     train_ds, val_ds = task.make_datasets(args.data, cfg, seed=seed)
-    per = f"; global batch {batch}" + (f" = {dist.num_replicas} x {int(batch) / dist.num_replicas:g}"
-                                       if batch and dist.num_replicas > 1 else "")
-    print(f"[cinn] distribution: {dist.describe()}{per if batch else ''}", flush=True)
+    split = ""
+    if batch:
+        split = f"; global batch {batch}" + (
+            f" = {dist.num_replicas} x {int(batch) / dist.num_replicas:g}"
+            if dist.num_replicas > 1 else "")
+    print(f"[cinn] distribution: {dist.describe()}{split}", flush=True)
     with dist.scope():  # model, optimizer (created by train) and fit under the strategy
         model = task.build_model(cfg["model"])
         print(f"[cinn] {args.app}: {model.count_params():,} parameters, backend "
@@ -60,9 +64,9 @@ def run(args):
                         checkpoint_every=tcfg.get("checkpoint_every"), verbose=args.verbose,
                         tensorboard=bool(tcfg.get("tensorboard", True)),
                         render=getattr(task, "render_samples", None), seed=seed)
+        save_atomic(model, out / "model.keras")  # every worker saves (collective); chief keeps
     if not dist.is_chief:
         return 0
-    model.save(out / "model.keras")
     summary = {"seconds": round(time.time() - start, 1), "strategy": dist.name,
                "replicas": dist.num_replicas,
                "history": {k: [float(v) for v in vs] for k, vs in history.history.items()}}

@@ -11,7 +11,7 @@ def add_command(sub):
     p.add_argument("--scale", type=int, choices=SCALES, default=4)
     p.add_argument("-n", "--num-samples", type=int, default=4)
     p.add_argument("--temperature", type=float, default=None,
-                   help="sampling temperature (default 0.9; 0 gives the mode-like output)")
+                   help="sampling temperature (default 0.5; 0 gives the mode-like output)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("-o", "--out", default="out", help="output folder")
     p.add_argument("--weights", help="model file or run folder (default: shipped)")

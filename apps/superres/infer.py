@@ -7,7 +7,7 @@ from apps.superres.resize import to_uint8, upscale as bicubic_upscale
 from cinn.errors import CinnError
 
 #: temperature of the samples when none is given (CLI and evaluation)
-DEFAULT_TEMPERATURE = 0.9
+DEFAULT_TEMPERATURE = 0.5
 
 
 def check_lr(rgb):
