@@ -22,23 +22,30 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 ARCHS = {
-    # app -> (config file, x shape (H, W, C), condition resolution relative to x)
-    "colorization": ("colorization.yaml", (64, 64, 2)),
-    "superres": ("superres.yaml", (160, 160, 3)),
+    # app -> shape of one condition at the benchmark size
+    "colorization": (64, 64, 1),   # L of a 64x64 crop
+    "superres": (40, 40, 3),       # LR of a 160x160 HR patch at 4x
 }
 
 
 def arch_spec(arch):
-    import yaml
+    """The app's flow (levels, shapes, clamp) as built from ``configs/<app>.yaml``,
+    and the shapes of the per-level condition features at the benchmark size."""
+    import importlib
 
-    cfg_file, x_shape = ARCHS[arch]
-    cfg = yaml.safe_load((ROOT / "configs" / cfg_file).read_text())
-    model = cfg["model"]
-    levels = model["levels"]
-    feat = model.get("cond_channels", model.get("condition_channels", 32))
-    feat = feat if isinstance(feat, list) else [feat] * len(levels)
-    return {"levels": levels, "x_shape": x_shape, "cond_channels": feat,
-            "clamp": float(model.get("clamp", 2.0))}
+    import numpy as np
+    from keras import ops
+
+    from apps.common.config import load_config
+
+    task = importlib.import_module(f"apps.{arch}.task")
+    model = task.build_model(load_config(arch)["model"])
+    c = np.zeros((1,) + ARCHS[arch], "float32")
+    feats = model.condition_features(ops.convert_to_tensor(c))
+    return {"levels": [dict(lv) for lv in model.levels],
+            "x_shape": tuple(int(d) for d in model.x_shape_for(c)),
+            "cond_channels": [None if f is None else int(f.shape[-1]) for f in feats],
+            "clamp": model.clamp}
 
 
 def level_resolutions(levels, x_shape):
@@ -48,8 +55,6 @@ def level_resolutions(levels, x_shape):
         if lv.get("downsample"):
             h, w, ch = h // 2, w // 2, ch * 4
         out.append((h, w))
-        if lv.get("split"):
-            ch -= ch // 2
     return out
 
 
@@ -73,12 +78,13 @@ def run_cinn(spec, batch, steps, seed=0):
     from keras import ops
 
     from cinn import ConditionalINN
+    from cinn.compile import compiled
 
     keras.utils.set_random_seed(seed)
     res = level_resolutions(spec["levels"], spec["x_shape"])
     rng = np.random.default_rng(seed)
     x = rng.standard_normal((batch,) + spec["x_shape"]).astype("float32")
-    feats = [rng.standard_normal((batch, h, w, c)).astype("float32")
+    feats = [None if c is None else rng.standard_normal((batch, h, w, c)).astype("float32")
              for (h, w), c in zip(res, spec["cond_channels"])]
 
     class FlowOnly(ConditionalINN):
@@ -91,8 +97,8 @@ def run_cinn(spec, batch, steps, seed=0):
             return list(c)
 
         def _dummy_inputs(self):
-            return ops.zeros((1,) + spec["x_shape"]), [ops.zeros((1,) + f.shape[1:])
-                                                       for f in feats]
+            return ops.zeros((1,) + spec["x_shape"]), [
+                None if f is None else ops.zeros((1,) + f.shape[1:]) for f in feats]
 
     model = FlowOnly(spec["x_shape"], (1,), spec["levels"], clamp=spec["clamp"], seed=seed)
     model.initialize(x, feats)
@@ -106,7 +112,7 @@ def run_cinn(spec, batch, steps, seed=0):
     float(np.asarray(loss).ravel()[0])
     train = steps / (time.perf_counter() - t0)
     z = rng.standard_normal((batch, int(np.prod(spec["x_shape"])))).astype("float32")
-    decode = model.compiled_decode() if hasattr(model, "compiled_decode") else model.decode
+    decode = compiled(model, "decode")
     np.asarray(ops.convert_to_numpy(decode(z, feats)))
     t0 = time.perf_counter()
     n = max(3, steps // 2)
@@ -132,7 +138,8 @@ def run_freia(spec, batch, steps, device, seed=0):
     h, w, c = spec["x_shape"]
     x = torch.tensor(rng.standard_normal((batch, c, h, w)), dtype=torch.float32, device=dev)
     feats = [torch.tensor(rng.standard_normal((batch, ch, hh, ww)), dtype=torch.float32,
-                          device=dev) for (hh, ww), ch in zip(res, spec["cond_channels"])]
+                          device=dev) for (hh, ww), ch in zip(res, spec["cond_channels"])
+             if ch is not None]
     opt = torch.optim.Adam(net.parameters(), 1e-4)
 
     def step():

@@ -7,6 +7,7 @@ from keras import ops
 
 from cinn import blocks as B
 from cinn.blocks.base import fmt_shape
+from cinn.compile import compiled
 
 LOG_2PI = math.log(2.0 * math.pi)
 
@@ -170,6 +171,14 @@ class ConditionalINN(keras.Model):
             raise ValueError(f"x and condition need the same batch size, got "
                              f"{x.shape[0]} and {c.shape[0]}")
 
+    def _as_tensors(self, c):
+        """The condition as tensor(s) of the compute dtype (a nested structure of
+        arrays is allowed, for conditioning networks that take several inputs)."""
+        if c is None:
+            return None
+        return keras.tree.map_structure(
+            lambda t: None if t is None else ops.convert_to_tensor(t, dtype=self.compute_dtype), c)
+
     def condition_features(self, c):
         """One condition tensor per level (``cond_net`` output or the raw condition)."""
         if c is None:
@@ -186,7 +195,7 @@ class ConditionalINN(keras.Model):
     def encode(self, x, c=None, training=False):
         """``x -> (z, log|det dz/dx|)`` with ``z`` flat: shape (batch, dims)."""
         x = ops.convert_to_tensor(x, dtype=self.compute_dtype)
-        c = None if c is None else ops.convert_to_tensor(c, dtype=self.compute_dtype)
+        c = self._as_tensors(c)
         self._check(x, c)
         feats = self.condition_features(c)
         h = x
@@ -229,7 +238,7 @@ class ConditionalINN(keras.Model):
     def decode(self, z, c=None):
         """``z -> x``, the inverse of ``encode``; ``z`` flat, shape (batch, dims)."""
         z = ops.convert_to_tensor(z, dtype=self.compute_dtype)
-        c = None if c is None else ops.convert_to_tensor(c, dtype=self.compute_dtype)
+        c = self._as_tensors(c)
         xs = self.x_shape_for(c)
         parts = self.latent_shapes(xs)
         dims = [int(np.prod(p)) if all(isinstance(d, int) for d in p) else
@@ -320,12 +329,14 @@ class ConditionalINN(keras.Model):
         if z is None:
             z = keras.random.normal((bsz * n, dims), seed=seed)
         z = ops.convert_to_tensor(z, dtype=self.compute_dtype) * temperature
+        # JAX runs op by op when eager, compiling each op for each new shape: one
+        # jit-compiled decode is many times faster there. TensorFlow eager is fine.
+        decode = compiled(self, "decode") if keras.backend.backend() == "jax" else self.decode
         if batch_size is None or bsz * n <= batch_size:
-            x = self.decode(z, c_rep)
+            x = decode(z, c_rep)
         else:
             x = ops.concatenate([
-                self.decode(z[i:i + batch_size], None if c_rep is None else
-                            c_rep[i:i + batch_size])
+                decode(z[i:i + batch_size], None if c_rep is None else c_rep[i:i + batch_size])
                 for i in range(0, bsz * n, batch_size)], axis=0)
         return ops.reshape(x, (bsz, n) + tuple(xs))
 

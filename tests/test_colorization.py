@@ -9,7 +9,6 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from keras import ops
 
 from apps.cli import main
 from apps.colorization import color
@@ -80,7 +79,7 @@ def test_split_and_merge_lab_are_inverse_and_scaled():
 
 # -- sampling -----------------------------------------------------------------------
 # sizes that pad to few distinct shapes (JAX compiles every op per new shape)
-@pytest.mark.parametrize("shape", [(13, 10), (16, 9), (2, 3)])
+@pytest.mark.parametrize("shape", [(13, 10), (2, 3)])
 def test_colorize_any_size_keeps_lightness(tiny, shape):
     model, _ = tiny
     rgb = picture(*shape)
@@ -116,14 +115,18 @@ def test_colorize_rejects_bad_arrays(tiny):
         colorize(model, picture(8, 8), n=0)
 
 
-def test_unconditional_variant_ignores_the_condition():
-    model = build_model({**TINY, "conditional": False})
-    randomize(model, scale=0.05, seed=2)
+def test_unconditional_variant_ignores_the_condition(tiny):
+    model, _ = tiny                  # the same architecture with use_condition=False
     x = np.random.default_rng(0).normal(0, 0.1, (2, 8, 8, 2)).astype("float32")
     c1 = np.zeros((2, 8, 8, 1), "float32")
     c2 = np.random.default_rng(1).uniform(-1, 1, (2, 8, 8, 1)).astype("float32")
-    np.testing.assert_allclose(to_np(model.log_prob(x, c1)), to_np(model.log_prob(x, c2)),
-                               rtol=1e-6)
+    assert not np.allclose(to_np(model.log_prob(x, c1)), to_np(model.log_prob(x, c2)))
+    model.use_condition = False
+    try:
+        np.testing.assert_allclose(to_np(model.log_prob(x, c1)),
+                                   to_np(model.log_prob(x, c2)), rtol=1e-6)
+    finally:
+        model.use_condition = True
 
 
 # -- data -----------------------------------------------------------------------------
@@ -212,7 +215,7 @@ def test_train_then_evaluate_tiny(tmp_path, capsys):
         cv2.imwrite(str(data / f"c{i}.png"), picture(24, 40, seed=i))
     cfg = tmp_path / "tiny.yaml"
     cfg.write_text(
-        "model: {levels: 2, blocks: 1, subnet: {hidden: 8, depth: 1}, cond_channels: 4, "
+        "model: {levels: 1, blocks: 1, subnet: {hidden: 8, depth: 1}, cond_channels: 4, "
         "cond_hidden: 8}\n"
         "data: {crop: 16, batch_size: 4, steps_per_epoch: 2, val_images: 0}\n"
         "train: {epochs: 1, learning_rate: 0.001, tensorboard: false}\n")

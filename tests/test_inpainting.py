@@ -164,3 +164,23 @@ def test_shipped_weights_inpaint_astronaut():
     assert out.shape == (2, 50, 60, 3)
     assert all(np.array_equal(o[~mask], rgb[~mask]) for o in out)
     assert out.astype(float).std(axis=0)[mask].mean() > 0
+
+
+def test_training_pair_representation():
+    from apps.inpainting.model import KNOWN_NOISE, fill_hole, to_flow
+    from apps.inpainting.task import make_pair
+
+    crops = np.stack([picture(16, 16, s) for s in range(4)])
+    x, c = make_pair(crops, np.random.default_rng(0))
+    assert x.shape == (4, 16, 16, 3) and c.shape == (4, 16, 16, 4)
+    masks = c[..., 3] > 0.5
+    assert set(np.unique(c[..., 3])) <= {0.0, 1.0}
+    for i in range(4):
+        m = masks[i]
+        assert 0.1 <= m.mean() <= 0.5
+        filled = to_flow(fill_hole(crops[i], m))
+        np.testing.assert_array_equal(c[i, ..., :3], filled)           # condition: filled image
+        np.testing.assert_array_equal(c[i][~m][:, :3], to_flow(crops[i])[~m])
+        np.testing.assert_allclose(x[i][m], (to_flow(crops[i]) - filled)[m], atol=1e-6)
+    known = x[~masks]                                                    # noise, not pixels
+    assert abs(known.std() - KNOWN_NOISE) < 0.02 and abs(known.mean()) < 0.02

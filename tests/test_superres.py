@@ -79,7 +79,7 @@ def test_details_round_trip_and_exact_consistency(scale):
 
 
 # -- upscaling with a (tiny) model ---------------------------------------------
-@pytest.mark.parametrize("h,w", [(5, 7), (2, 3)])
+@pytest.mark.parametrize("h,w", [(5, 7)])
 def test_upscale_shapes_any_size(tiny, h, w):
     out = infer.upscale(tiny, lr_image(h, w), n=2, temperature=0.9, seed=0)
     assert out.shape == (2, 4 * h, 4 * w, 3) and out.dtype == np.uint8

@@ -91,7 +91,11 @@ def run(args):
     images = load_colour_images(args.data, limit=args.limit)
     if args.size:
         images = list(center_crops(images, int(args.size)))
-    images = [crop_to_multiple(img, model.multiple) for img in images]
+    images = [crop_to_multiple(img, model.multiple) for img in images
+              if min(img.shape[:2]) >= model.multiple]
+    if not images:
+        raise CinnError(f"{args.data}: no colour image of at least {model.multiple}x"
+                        f"{model.multiple} pixels")
 
     rows = {"cINN (L -> ab)": [], "same flow, no condition": [], "grey (ab = 0)": []}
     gt_colour = []
