@@ -1,6 +1,5 @@
 """Every invertible block: invertibility, log-det against autodiff, identity at init,
 clear shape errors, config round trip."""
-import keras
 import numpy as np
 import pytest
 from helpers import jacobian_logdet, randomize, to_np

@@ -1,6 +1,8 @@
 """``cinn colorize IMAGE [IMAGE...] -n 8 --temperature 0.8 --seed 0 -o OUT``."""
 from pathlib import Path
 
+from apps.common.sampling_args import add_sampling_arguments, check_sampling_arguments
+
 
 def add_command(subparsers):
     p = subparsers.add_parser(
@@ -10,23 +12,12 @@ def add_command(subparsers):
     p.add_argument("images", nargs="+", metavar="IMAGE",
                    help="image files (any size, colour or grey), or skimage:NAME for a "
                    "picture scikit-image ships (e.g. skimage:astronaut)")
-    p.add_argument("-n", "--num-samples", type=int, default=8)
-    p.add_argument("--temperature", type=float, default=0.8)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("-o", "--out", default="out", help="output folder (default: out)")
-    p.add_argument("--weights", help="model file or training run folder (default: shipped)")
-    p.add_argument("--save-samples", action="store_true",
-                   help="also write every sample as OUT/NAME_sampleK.png")
+    add_sampling_arguments(p, num_samples=8, temperature=0.8)
     p.set_defaults(func=run)
 
 
 def run(args):
-    from cinn.errors import CinnError
-
-    if args.num_samples < 1:
-        raise CinnError(f"-n must be at least 1, got {args.num_samples}")
-    if not args.temperature >= 0:
-        raise CinnError(f"--temperature must be >= 0, got {args.temperature}")
+    check_sampling_arguments(args)
     from apps.common.images import image_name, is_greyscale, make_grid, read_image, write_image
 
     inputs = [(image_name(path), read_image(path)) for path in args.images]  # fail early

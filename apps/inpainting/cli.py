@@ -3,6 +3,8 @@ import sys
 import warnings
 from pathlib import Path
 
+from apps.common.sampling_args import add_sampling_arguments, check_sampling_arguments
+
 
 def add_command(sub):
     p = sub.add_parser("inpaint", help="fill a hole in an image with N plausible completions",
@@ -14,13 +16,7 @@ def add_command(sub):
     where = p.add_mutually_exclusive_group(required=True)
     where.add_argument("--mask", help="mask image of the same size, white = missing")
     where.add_argument("--box", help="missing rectangle x,y,w,h in pixels")
-    p.add_argument("-n", "--num-samples", type=int, default=8)
-    p.add_argument("--temperature", type=float, default=0.8)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("-o", "--out", default="out", help="output folder (default: out)")
-    p.add_argument("--weights", help="model file or run folder (default: shipped)")
-    p.add_argument("--save-samples", action="store_true",
-                   help="also write each completion as its own PNG")
+    add_sampling_arguments(p, num_samples=8, temperature=0.8)
     p.set_defaults(func=run)
 
 
@@ -29,10 +25,8 @@ def run(args):
     from apps.common.pretrained import load_model
     from apps.inpainting.infer import InpaintingNotice, inpaint, masked_view
     from apps.inpainting.masks import box_mask, parse_box, read_mask
-    from cinn.errors import CinnError
 
-    if args.num_samples < 1:
-        raise CinnError(f"-n must be at least 1, got {args.num_samples}")
+    check_sampling_arguments(args)
     rgb = read_image(args.image, min_size=1)
     shape = rgb.shape[:2]
     if args.mask:

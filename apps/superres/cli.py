@@ -1,6 +1,8 @@
 """``cinn superres IMAGE [IMAGE...]``: many super-resolved versions of each image."""
 from pathlib import Path
 
+from apps.common.sampling_args import add_sampling_arguments, check_sampling_arguments
+
 SCALES = (4, 8)
 
 
@@ -9,14 +11,8 @@ def add_command(sub):
                        "samples per image, each consistent with the input")
     p.add_argument("images", nargs="+", metavar="IMAGE", help="low-resolution image file(s)")
     p.add_argument("--scale", type=int, choices=SCALES, default=4)
-    p.add_argument("-n", "--num-samples", type=int, default=4)
-    p.add_argument("--temperature", type=float, default=None,
-                   help="sampling temperature (default 0.5; 0 gives the mode-like output)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("-o", "--out", default="out", help="output folder")
-    p.add_argument("--weights", help="model file or run folder (default: shipped)")
-    p.add_argument("--save-samples", action="store_true",
-                   help="also write every sample and the mean as separate PNGs")
+    add_sampling_arguments(p, num_samples=4, temperature=None, temperature_help=(
+        "sampling temperature (default 0.5; 0 gives the mode-like output)"))
     p.set_defaults(func=run)
 
 
@@ -32,14 +28,11 @@ def load(weights, scale):
 
 
 def run(args):
-    import numpy as np
-
     from apps.common.images import make_grid, read_image, write_image
     from apps.superres import infer
     from cinn.errors import CinnError
 
-    if args.num_samples < 1:
-        raise CinnError(f"-n must be at least 1, got {args.num_samples}")
+    check_sampling_arguments(args)
     temperature = infer.DEFAULT_TEMPERATURE if args.temperature is None else args.temperature
     lrs = [(Path(p), read_image(p, min_size=1)) for p in args.images]
     for path, lr in lrs:
