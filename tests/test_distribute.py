@@ -16,25 +16,12 @@ import time
 
 import numpy as np
 import pytest
+from toy_flow import small_model, toy_data
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 BACKEND = os.environ.get("KERAS_BACKEND", "tensorflow")
 tf_only = pytest.mark.skipif(BACKEND != "tensorflow", reason="tf.distribute needs TensorFlow")
-
-
-def small_model():
-    from cinn import ConditionalINN
-
-    return ConditionalINN((8, 8, 2), (8, 8, 1),
-                          [{"blocks": 1, "permute": "random", "subnet": {"hidden": 8}}], seed=0)
-
-
-def toy_data(n=64):
-    rng = np.random.default_rng(0)
-    c = rng.standard_normal((n, 8, 8, 1)).astype("float32")
-    x = np.concatenate([c, 0.5 * c], -1) + 0.3 * rng.standard_normal((n, 8, 8, 2))
-    return x.astype("float32"), c
 
 
 def _run_training(name, out_dir=None, epochs=2, clip=None):

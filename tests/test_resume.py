@@ -17,26 +17,14 @@ import time
 import keras
 import numpy as np
 import pytest
+from toy_flow import small_model, toy_data
 
-from cinn import ConditionalINN
 from cinn.callbacks import Checkpoints, TrainingDiverged
 from cinn.training import train
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 EPOCHS, STEPS = 3, 4  # 64 samples, global batch 16
-
-
-def small_model():
-    return ConditionalINN((8, 8, 2), (8, 8, 1),
-                          [{"blocks": 1, "permute": "random", "subnet": {"hidden": 8}}], seed=0)
-
-
-def toy_data(n=64):
-    rng = np.random.default_rng(0)
-    c = rng.standard_normal((n, 8, 8, 1)).astype("float32")
-    x = np.concatenate([c, 0.5 * c], -1) + 0.3 * rng.standard_normal((n, 8, 8, 2))
-    return x.astype("float32"), c
 
 
 def weights_of(model):
