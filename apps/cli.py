@@ -66,9 +66,27 @@ def build_parser():
     return parser
 
 
+def _import_keras_quietly():
+    """Import Keras (and with it TensorFlow) with file descriptor 2 pointed at
+    /dev/null: TensorFlow's C++ start-up lines (CUDA drivers not found, ...)
+    ignore TF_CPP_MIN_LOG_LEVEL. Python errors still surface after the import."""
+    if "keras" in sys.modules:
+        return
+    sys.stderr.flush()
+    saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        import keras  # noqa: F401
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
+
 def main(argv=None):
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     args = build_parser().parse_args(argv)
+    _import_keras_quietly()
     from cinn.errors import CinnError
 
     try:

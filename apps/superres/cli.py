@@ -28,13 +28,13 @@ def load(weights, scale):
 
 
 def run(args):
-    from apps.common.images import make_grid, read_image, write_image
+    from apps.common.images import image_name, make_grid, read_image, write_image
     from apps.superres import infer
     from cinn.errors import CinnError
 
     check_sampling_arguments(args)
     temperature = infer.DEFAULT_TEMPERATURE if args.temperature is None else args.temperature
-    lrs = [(Path(p), read_image(p, min_size=1)) for p in args.images]
+    lrs = [(p, read_image(p, min_size=1)) for p in args.images]
     for path, lr in lrs:
         if min(lr.shape[:2]) < 2:
             raise CinnError(f"{path}: image is {lr.shape[1]}x{lr.shape[0]} pixels; "
@@ -46,7 +46,7 @@ def run(args):
         mean = infer.to_uint8(samples.mean(axis=0))
         samples = infer.to_uint8(samples)
         row = [infer.bicubic(lr, args.scale)] + list(samples) + [mean]
-        stem = f"{path.stem}_x{args.scale}"
+        stem = f"{image_name(path)}_x{args.scale}"
         grid = write_image(out / f"{stem}_grid.png", make_grid([row]))
         print(f"{path}: {lr.shape[1]}x{lr.shape[0]} -> {samples.shape[2]}x{samples.shape[1]}, "
               f"{len(samples)} samples at temperature {temperature:g}; grid "
