@@ -8,7 +8,6 @@ script: ``python tests/test_distribute.py MODE OUT``.
 """
 import json
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -16,7 +15,7 @@ import time
 
 import numpy as np
 import pytest
-from toy_flow import small_model, toy_data
+from toy_flow import small_model, stop_process, toy_data
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
@@ -94,15 +93,6 @@ def _start(mode, out, env):
                             text=True, start_new_session=True)
 
 
-def _stop(proc):
-    if proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGKILL)
-    try:
-        return proc.communicate(timeout=10)[0] or ""
-    except subprocess.TimeoutExpired:
-        return ""
-
-
 def _free_ports(n):
     socks = [socket.socket() for _ in range(n)]
     try:
@@ -126,7 +116,7 @@ def test_mirrored_two_cpus_matches_one_device(tmp_path):
     try:
         proc.wait(timeout=240)
     finally:
-        log = _stop(proc)
+        log = stop_process(proc)
     assert proc.returncode == 0, log[-3000:]
     res = json.loads(out.read_text())
     one, mirrored = res["one"], res["mirrored"]
@@ -155,7 +145,7 @@ def test_two_workers_end_with_identical_weights(tmp_path):
         for p in procs:
             p.wait(timeout=max(1, deadline - time.time()))
     finally:
-        logs = [_stop(p) for p in procs]
+        logs = [stop_process(p) for p in procs]
     for p, log in zip(procs, logs):
         assert p.returncode == 0, log[-3000:]
     res = [json.loads((tmp_path / f"w{i}.json").read_text()) for i in range(2)]
@@ -183,7 +173,7 @@ def test_jax_data_parallel_over_two_devices(tmp_path):
     try:
         proc.wait(timeout=180)
     finally:
-        log = _stop(proc)
+        log = stop_process(proc)
     assert proc.returncode == 0, log[-3000:]
     res = json.loads(out.read_text())
     assert res["name"] == "data_parallel" and res["replicas"] == 2

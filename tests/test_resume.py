@@ -17,7 +17,7 @@ import time
 import keras
 import numpy as np
 import pytest
-from toy_flow import small_model, toy_data
+from toy_flow import small_model, stop_process, toy_data
 
 from cinn.callbacks import Checkpoints, TrainingDiverged
 from cinn.training import train
@@ -60,15 +60,6 @@ def _start(out):
                             start_new_session=True)
 
 
-def _kill(proc):
-    if proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGKILL)
-    try:
-        return proc.communicate(timeout=10)[0] or ""
-    except subprocess.TimeoutExpired:
-        return ""
-
-
 def _load(path):
     with np.load(path) as z:
         return [z[k] for k in sorted(z.files, key=lambda k: int(k.split("_")[1]))]
@@ -89,7 +80,7 @@ def test_kill_9_then_same_command_resumes_at_checkpoint(tmp_path):
         os.killpg(first.pid, signal.SIGKILL)  # kill -9 in the middle of training
         first.wait(timeout=10)
     finally:
-        log1 = _kill(first)
+        log1 = stop_process(first)
     assert first.returncode == -signal.SIGKILL
     assert not (out / "state.json").exists(), "the first run should not have finished"
     saved = ckpts.latest_step()
@@ -99,7 +90,7 @@ def test_kill_9_then_same_command_resumes_at_checkpoint(tmp_path):
     try:
         second.wait(timeout=180)
     finally:
-        log2 = _kill(second)
+        log2 = stop_process(second)
     assert second.returncode == 0, log2[-3000:]
     m = re.search(r"resuming from checkpoint at step (\d+) of (\d+)", log2)
     assert m, log2[-3000:]
