@@ -45,8 +45,20 @@ class ResidualBlock(keras.layers.Layer):
         return {**super().get_config(), "width": self.width}
 
 
+class PyramidConditionNet(keras.layers.Layer):
+    """Base of conditioning networks that map a condition to one feature map per
+    flow level and reach the coarser levels by the stride-2 convs in ``self.down``:
+    ``build`` creates every sub-layer's weights by one pass on a small dummy
+    condition (``2 ** len(self.down)`` pixels a side, so every stride applies)."""
+
+    def build(self, c_shape):
+        side = 2 ** max(1, len(self.down))
+        self.call(ops.zeros((1, side, side, c_shape[-1])))
+        self.built = True
+
+
 @register
-class ConditionNet(keras.layers.Layer):
+class ConditionNet(PyramidConditionNet):
     """A small conv pyramid that feeds every level of a multi-scale flow.
 
     Args:
@@ -83,12 +95,6 @@ class ConditionNet(keras.layers.Layer):
         self.heads = [None if s is None else
                       keras.layers.Conv2D(ch, 3, padding="same", name=f"head{i}")
                       for i, (s, ch) in enumerate(zip(self.scales, self.channels))]
-
-    def build(self, c_shape):
-        # one pass on a dummy condition creates every sub-layer's weights
-        side = 2 ** max(1, len(self.down))
-        self.call(ops.zeros((1, side, side, c_shape[-1])))
-        self.built = True
 
     def call(self, c):
         h = self.stem(c)

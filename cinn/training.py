@@ -111,7 +111,7 @@ def _set_epoch(data, epoch):
 def train(model, data, validation_data=None, epochs=1, learning_rate=1e-3, clipnorm=None,
           out_dir=None, checkpoint_every=None, callbacks=(), verbose="auto", steps_per_epoch=None,
           *, batch_size=32, keep_checkpoints=3, tensorboard=True, sample_conditions=None,
-          render=None, global_clipnorm=None, seed=0):
+          render=None, global_clipnorm=None, seed=0, lr_schedule="constant", min_lr_ratio=0.05):
     """Train by exact maximum likelihood (the loss is bits per dimension).
 
     * ``data``: a ``keras.utils.PyDataset`` (or iterable) of ``((x, c),)`` batches,
@@ -130,6 +130,9 @@ def train(model, data, validation_data=None, epochs=1, learning_rate=1e-3, clipn
       ``out_dir/tensorboard`` (bits/dim, and a grid of samples of
       ``sample_conditions``, default: 4 conditions of the validation data; the
       grids are also saved as ``out_dir/samples/epoch-NNN.png``).
+    * ``lr_schedule="cosine"``: the learning rate falls from ``learning_rate`` to
+      ``min_lr_ratio * learning_rate`` along a half cosine over the ``epochs``
+      (set at each epoch start, so a resumed run follows the same curve).
     * A NaN or infinite loss stops training with a ``TrainingDiverged`` error
       naming the step; the last good checkpoint stays intact.
 
@@ -176,6 +179,11 @@ def train(model, data, validation_data=None, epochs=1, learning_rate=1e-3, clipn
                                          png_dir=out / "samples", seed=seed))
     else:
         cbs.append(NaNGuard(counter=counter))
+    if lr_schedule == "cosine":
+        cbs.append(keras.callbacks.LearningRateScheduler(
+            lambda epoch, lr: cosine_lr(epoch, epochs, learning_rate, min_lr_ratio)))
+    elif lr_schedule != "constant":
+        raise ValueError(f"lr_schedule must be 'constant' or 'cosine', got {lr_schedule!r}")
     cbs += list(callbacks)
 
     if start_epoch >= epochs:
@@ -203,6 +211,12 @@ def train(model, data, validation_data=None, epochs=1, learning_rate=1e-3, clipn
     if out_dir is not None:
         _note(f"finished at step {counter.step}", True)
     return _history(histories, model)
+
+
+def cosine_lr(epoch, epochs, learning_rate, min_lr_ratio=0.05):
+    """Learning rate of ``epoch`` (0-based) of ``epochs`` on a half-cosine decay."""
+    t = min(max(epoch / max(epochs - 1, 1), 0.0), 1.0)
+    return float(learning_rate * (min_lr_ratio + (1 - min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * t))))
 
 
 def _history(histories, model):

@@ -208,5 +208,29 @@ def test_tensorboard_logs_bits_per_dim_and_sample_grid(tmp_path):
     assert (tmp_path / "samples" / "epoch-001.png").exists()
 
 
+
+def test_cosine_schedule_resumes_on_the_same_curve(tmp_path):
+    """``lr_schedule="cosine"``: 1e-3 at the first epoch, the floor at the last, and a
+    run stopped after one epoch and resumed sets the rate of the uninterrupted run."""
+    from cinn.training import cosine_lr
+
+    rates = [cosine_lr(e, EPOCHS, 1e-3) for e in range(EPOCHS)]
+    assert rates[0] == pytest.approx(1e-3) and rates[-1] == pytest.approx(5e-5)
+    assert all(a > b for a, b in zip(rates, rates[1:]))
+    with pytest.raises(ValueError, match="lr_schedule"):
+        train(small_model(), toy_data(), epochs=1, verbose=0, lr_schedule="linear")
+
+    def fit(epochs):
+        keras.utils.set_random_seed(0)
+        model = small_model()
+        train(model, toy_data(), epochs=epochs, batch_size=16, learning_rate=1e-3,
+              out_dir=tmp_path, verbose=0, tensorboard=False, lr_schedule="cosine")
+        return float(keras.ops.convert_to_numpy(model.optimizer.learning_rate))
+
+    # the first call's cosine runs over 1 epoch (rate 1e-3); the resumed call
+    # continues at epoch 2 of EPOCHS on the EPOCHS curve
+    assert fit(1) == pytest.approx(1e-3)
+    assert fit(EPOCHS) == pytest.approx(rates[-1], rel=1e-5)
+
 if __name__ == "__main__":
     _child_main(sys.argv[1])

@@ -61,6 +61,7 @@ def run(args):
                         learning_rate=float(tcfg.get("learning_rate", 1e-3)),
                         clipnorm=tcfg.get("clipnorm"),
                         global_clipnorm=tcfg.get("global_clipnorm"), out_dir=out,
+                        lr_schedule=tcfg.get("lr_schedule", "constant"),
                         checkpoint_every=tcfg.get("checkpoint_every"), verbose=args.verbose,
                         tensorboard=bool(tcfg.get("tensorboard", True)),
                         render=getattr(task, "render_samples", None), seed=seed)

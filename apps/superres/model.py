@@ -17,6 +17,7 @@ import keras
 from keras import ops
 
 from cinn import ConditionalINN
+from cinn.conditioning import PyramidConditionNet
 from apps.superres.consistent import detail_channels
 
 register = keras.saving.register_keras_serializable(package="cinn_apps")
@@ -48,7 +49,7 @@ class ResidualDenseBlock(keras.layers.Layer):
 
 
 @register
-class LREncoder(keras.layers.Layer):
+class LREncoder(PyramidConditionNet):
     """LR image -> one feature map per flow level.
 
     ``scales``: per level, log2(level resolution / LR resolution), ``<= 0``.
@@ -73,11 +74,6 @@ class LREncoder(keras.layers.Layer):
                      for i in range(max([0] + [-s for s in self.scales]))]
         self.heads = [keras.layers.Conv2D(self.channels, 3, padding="same", name=f"head{i}")
                       for i in range(len(self.scales))]
-
-    def build(self, c_shape):
-        side = 2 ** max(1, len(self.down))
-        self.call(ops.zeros((1, side, side, c_shape[-1])))
-        self.built = True
 
     def call(self, c):
         h = self.stem(c)
