@@ -161,6 +161,19 @@ def test_training_pairs(tmp_path):
     assert x.dtype == np.float32 and np.all(np.abs(c) <= 0.5)
 
 
+
+def test_train_scale_8_reads_its_own_config():
+    from types import SimpleNamespace
+
+    from apps.common.config import load_config
+    from apps.superres.task import config_variant
+
+    assert config_variant(SimpleNamespace(scale=None)) is None
+    assert config_variant(SimpleNamespace(scale=4)) is None
+    cfg = load_config("superres", variant=config_variant(SimpleNamespace(scale=8)))
+    assert cfg["model"]["scale"] == 8 and cfg["data"]["crop"] % 16 == 0
+    assert load_config("superres", variant="x2")["model"]["scale"] == 4  # no such file: default
+
 # -- shipped weights ---------------------------------------------------------------
 def test_shipped_weights_upscale_a_picture():
     from skimage import data

@@ -7,8 +7,11 @@ from apps import CONFIGS
 from cinn.errors import CinnError
 
 
-def load_config(app, path=None):
-    """The config of ``app``: ``path`` if given, else ``configs/<app>.yaml``."""
+def load_config(app, path=None, variant=None):
+    """The config of ``app``: ``path`` if given, else ``configs/<app>_<variant>.yaml``
+    when there is one, else ``configs/<app>.yaml``."""
+    if not path and variant and (CONFIGS / f"{app}_{variant}.yaml").exists():
+        path = CONFIGS / f"{app}_{variant}.yaml"
     path = Path(path) if path else CONFIGS / f"{app}.yaml"
     if not path.exists():
         raise CinnError(f"{path}: no such config file")

@@ -31,7 +31,8 @@ def run(args):
     from cinn.training import train
 
     task = importlib.import_module(f"apps.{args.app}.task")
-    cfg = apply_overrides(load_config(args.app, args.config), args)
+    variant = getattr(task, "config_variant", lambda _: None)(args)
+    cfg = apply_overrides(load_config(args.app, args.config, variant), args)
     tcfg = cfg["train"]
     # first thing TensorFlow does: a multi-worker strategy must exist before any op runs
     dist = make_distribution(getattr(args, "strategy", None) or tcfg.get("strategy", "auto"))

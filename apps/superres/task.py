@@ -30,6 +30,12 @@ def make_pair(crops, rng, scale):
     return x, to_unit(lr)
 
 
+def config_variant(args):
+    """``cinn train superres --scale 8`` reads ``configs/superres_x8.yaml``."""
+    scale = getattr(args, "scale", None)
+    return f"x{scale}" if scale and int(scale) != 4 else None
+
+
 def make_datasets(data_dir, cfg, seed=0):
     """Random ``crop`` x ``crop`` HR patches (train) and centre crops of the last
     ``val_images`` images (validation)."""
