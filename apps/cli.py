@@ -66,17 +66,17 @@ def build_parser():
     return parser
 
 
-def _import_keras_quietly():
-    """Import Keras (and with it TensorFlow) with file descriptor 2 pointed at
-    /dev/null: TensorFlow's C++ start-up lines (CUDA drivers not found, ...)
-    ignore TF_CPP_MIN_LOG_LEVEL. Python errors still surface after the import."""
-    if "keras" in sys.modules:
+def _import_quietly(name):
+    """Import ``name`` with file descriptor 2 pointed at /dev/null: TensorFlow's
+    C++ start-up lines (CUDA drivers not found, ...) ignore TF_CPP_MIN_LOG_LEVEL.
+    Python errors still surface after the import."""
+    if name in sys.modules:
         return
     sys.stderr.flush()
     saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
     try:
         os.dup2(devnull, 2)
-        import keras  # noqa: F401
+        importlib.import_module(name)
     finally:
         os.dup2(saved, 2)
         os.close(saved)
@@ -86,7 +86,12 @@ def _import_keras_quietly():
 def main(argv=None):
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     args = build_parser().parse_args(argv)
-    _import_keras_quietly()
+    _import_quietly("keras")
+    if args.command == "train":
+        try:  # training writes TensorBoard logs with TensorFlow, also on JAX
+            _import_quietly("tensorflow")
+        except ImportError:
+            pass
     from cinn.errors import CinnError
 
     try:
