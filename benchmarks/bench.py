@@ -11,6 +11,7 @@ fed as inputs, so the figures compare the flow libraries on identical work.
 Results: ``results.jsonl``, ``results.md`` (tables) and ``throughput.png``.
 """
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -72,7 +73,15 @@ def peak_memory_mb(framework, device):
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def run_cinn(spec, batch, steps, seed=0):
+def with_precision(levels, precision):
+    """The levels with their coupling / injector / prior subnets in ``precision``
+    (a Keras dtype policy; the flow arithmetic stays float32)."""
+    if precision == "float32":
+        return levels
+    return [{**lv, "subnet": {**(lv.get("subnet") or {}), "dtype": precision}} for lv in levels]
+
+
+def run_cinn(spec, batch, steps, seed=0, precision="float32"):
     import keras
     import numpy as np
     from keras import ops
@@ -100,7 +109,8 @@ def run_cinn(spec, batch, steps, seed=0):
             return ops.zeros((1,) + spec["x_shape"]), [
                 None if f is None else ops.zeros((1,) + f.shape[1:]) for f in feats]
 
-    model = FlowOnly(spec["x_shape"], (1,), spec["levels"], clamp=spec["clamp"], seed=seed)
+    model = FlowOnly(spec["x_shape"], (1,), with_precision(spec["levels"], precision),
+                     clamp=spec["clamp"], seed=seed)
     model.initialize(x, feats)
     model.compile(optimizer=keras.optimizers.Adam(1e-4))
     data = (x, feats)
@@ -123,7 +133,7 @@ def run_cinn(spec, batch, steps, seed=0):
     return train, sample, model.count_params()
 
 
-def run_freia(spec, batch, steps, device, seed=0):
+def run_freia(spec, batch, steps, device, seed=0, precision="float32"):
     import numpy as np
     import torch
 
@@ -141,9 +151,13 @@ def run_freia(spec, batch, steps, device, seed=0):
                           device=dev) for (hh, ww), ch in zip(res, spec["cond_channels"])
              if ch is not None]
     opt = torch.optim.Adam(net.parameters(), 1e-4)
+    # FrEIA's way to mixed precision: PyTorch autocast around the forward pass
+    autocast = (torch.autocast(dev.type, dtype=getattr(torch, precision.split("_")[1]))
+                if precision != "float32" else contextlib.nullcontext())
 
     def step():
-        z, log_det = net(x, c=feats)
+        with autocast:
+            z, log_det = net(x, c=feats)
         z = z if isinstance(z, (list, tuple)) else [z]
         nll = sum(0.5 * (zi ** 2).flatten(1).sum(1) for zi in z) - log_det
         loss = nll.mean()
@@ -168,29 +182,31 @@ def run_freia(spec, batch, steps, device, seed=0):
     with torch.no_grad():
         z = net(x, c=feats)[0]
         z = [torch.randn_like(zi) for zi in (z if isinstance(z, (list, tuple)) else [z])]
-        net(z, c=feats, rev=True)
+        with autocast:
+            net(z, c=feats, rev=True)
         sync()
         t0 = time.perf_counter()
         n = max(3, steps // 2)
         for _ in range(n):
-            net(z, c=feats, rev=True)
+            with autocast:
+                net(z, c=feats, rev=True)
         sync()
     sample = n * batch / (time.perf_counter() - t0)
     return train, sample, sum(p.numel() for p in net.parameters())
 
 
-def measure(framework, arch, batch, steps, device):
+def measure(framework, arch, batch, steps, device, precision="float32"):
     spec = arch_spec(arch)
     if framework == "cinn":
-        train, sample, params = run_cinn(spec, batch, steps)
+        train, sample, params = run_cinn(spec, batch, steps, precision=precision)
         import keras
 
         backend = keras.backend.backend()
     else:
-        train, sample, params = run_freia(spec, batch, steps, device)
+        train, sample, params = run_freia(spec, batch, steps, device, precision=precision)
         backend = "torch"
     return {"framework": framework, "backend": backend, "arch": arch, "batch": batch,
-            "device": device, "train_steps_per_s": round(train, 3),
+            "device": device, "precision": precision, "train_steps_per_s": round(train, 3),
             "sample_images_per_s": round(sample, 3), "peak_mem_mb": round(
                 peak_memory_mb(framework, device), 1), "params": int(params)}
 
@@ -208,20 +224,21 @@ def versions():
 
 
 def write_report(rows, out):
-    lines = ["| arch | batch | device | cinn backend | cinn train step/s | FrEIA train step/s | "
+    lines = ["| arch | batch | device | precision | cinn backend | cinn train step/s | FrEIA train step/s | "
              "ratio | cinn sample img/s | FrEIA sample img/s | ratio | cinn peak MB | "
-             "FrEIA peak MB |", "|" + " --- |" * 12]
+             "FrEIA peak MB |", "|" + " --- |" * 13]
     keyed = {}
     for r in rows:
-        keyed.setdefault((r["arch"], r["batch"], r["device"]), {}).setdefault(
+        keyed.setdefault((r["arch"], r["batch"], r["device"], r.get("precision", "float32")),
+                         {}).setdefault(
             r["framework"], []).append(r)
-    for (arch, batch, device), fw in sorted(keyed.items()):
+    for (arch, batch, device, precision), fw in sorted(keyed.items()):
         f = (fw.get("freia") or [None])[0]
         for c in fw.get("cinn", []):
             def ratio(key):
                 return f"{c[key] / f[key]:.2f}" if f and f[key] else "-"
             lines.append(
-                f"| {arch} | {batch} | {device} | {c['backend']} | {c['train_steps_per_s']} | "
+                f"| {arch} | {batch} | {device} | {precision} | {c['backend']} | {c['train_steps_per_s']} | "
                 f"{f['train_steps_per_s'] if f else '-'} | {ratio('train_steps_per_s')} | "
                 f"{c['sample_images_per_s']} | {f['sample_images_per_s'] if f else '-'} | "
                 f"{ratio('sample_images_per_s')} | {c['peak_mem_mb']} | "
@@ -236,11 +253,12 @@ def write_report(rows, out):
         return
     fig, axes = plt.subplots(1, len({r["arch"] for r in rows}), figsize=(11, 4), squeeze=False)
     for ax, arch in zip(axes[0], sorted({r["arch"] for r in rows})):
-        for key in sorted({(r["framework"], r["backend"], r["device"]) for r in rows
-                           if r["arch"] == arch}):
+        def series(r):
+            return (r["framework"], r["backend"], r["device"], r.get("precision", "float32"))
+
+        for key in sorted({series(r) for r in rows if r["arch"] == arch}):
             pts = sorted((r["batch"], r["train_steps_per_s"] * r["batch"]) for r in rows
-                         if (r["framework"], r["backend"], r["device"]) == key
-                         and r["arch"] == arch)
+                         if series(r) == key and r["arch"] == arch)
             ax.plot(*zip(*pts), marker="o", label=" / ".join(key))
         ax.set_title(f"{arch}: training throughput")
         ax.set_xlabel("batch size")
@@ -261,28 +279,33 @@ def main(argv=None):
                    help="Keras backends to run cinn on")
     p.add_argument("--steps", type=int, default=10)
     p.add_argument("--device", choices=["cpu", "gpu"], default="cpu")
+    p.add_argument("--precision", nargs="+", default=["float32"],
+                   choices=["float32", "mixed_bfloat16", "mixed_float16"],
+                   help="subnet precision (cinn: Keras dtype policy of the subnets; "
+                        "FrEIA: torch.autocast)")
     p.add_argument("--out", default="benchmarks/results")
     p.add_argument("--one", help=argparse.SUPPRESS)  # internal: one measurement, JSON out
     args = p.parse_args(argv)
     if args.one:
-        fw, arch, batch = args.one.split(",")
-        print("RESULT " + json.dumps(measure(fw, arch, int(batch), args.steps, args.device)))
+        fw, arch, batch, precision = args.one.split(",")
+        print("RESULT " + json.dumps(measure(fw, arch, int(batch), args.steps, args.device,
+                                             precision)))
         return 0
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     rows = []
-    jobs = [(fw, be, arch, b) for arch in args.arch for b in args.batch_sizes
-            for fw in args.frameworks
+    jobs = [(fw, be, arch, b, prec) for arch in args.arch for b in args.batch_sizes
+            for prec in args.precision for fw in args.frameworks
             for be in (args.backends if fw == "cinn" else ["torch"])]
-    for i, (fw, be, arch, batch) in enumerate(jobs, 1):
+    for i, (fw, be, arch, batch, prec) in enumerate(jobs, 1):
         env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
         if fw == "cinn":
             env["KERAS_BACKEND"] = be
         if args.device == "cpu":
             env["CUDA_VISIBLE_DEVICES"] = ""
-        cmd = [sys.executable, "-m", "benchmarks.bench", "--one", f"{fw},{arch},{batch}",
+        cmd = [sys.executable, "-m", "benchmarks.bench", "--one", f"{fw},{arch},{batch},{prec}",
                "--steps", str(args.steps), "--device", args.device]
-        print(f"[{i}/{len(jobs)}] {fw} ({be}) {arch} batch {batch} ...", flush=True)
+        print(f"[{i}/{len(jobs)}] {fw} ({be}) {arch} batch {batch} {prec} ...", flush=True)
         proc = subprocess.run(cmd, env=env, cwd=ROOT, capture_output=True, text=True)
         line = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]
         if proc.returncode or not line:

@@ -35,8 +35,9 @@ class ResidualBlock(keras.layers.Layer):
         super().__init__(**kwargs)
         self.width = int(width)
         self.conv1 = keras.layers.Conv2D(self.width, 3, padding="same", activation="relu",
-                                         name="conv1")
-        self.conv2 = keras.layers.Conv2D(self.width, 3, padding="same", name="conv2")
+                                         name="conv1", dtype=self.dtype_policy)
+        self.conv2 = keras.layers.Conv2D(self.width, 3, padding="same", name="conv2",
+                                         dtype=self.dtype_policy)
 
     def call(self, h):
         return h + self.conv2(self.conv1(h))
@@ -84,16 +85,18 @@ class ConditionNet(PyramidConditionNet):
         self.hidden = int(hidden)
         self.trunk_blocks = int(trunk_blocks)
         used = [s for s in self.scales if s is not None]
+        dt = self.dtype_policy  # a mixed policy reaches every convolution
         self.stem = keras.layers.Conv2D(self.hidden, 3, padding="same", activation="relu",
-                                        name="stem")
-        self.trunk = [ResidualBlock(self.hidden, name=f"res{i}") for i in range(self.trunk_blocks)]
+                                        name="stem", dtype=dt)
+        self.trunk = [ResidualBlock(self.hidden, name=f"res{i}", dtype=dt)
+                      for i in range(self.trunk_blocks)]
         self.down = [keras.layers.Conv2D(self.hidden, 3, strides=2, padding="same",
-                                         activation="relu", name=f"down{i}")
+                                         activation="relu", name=f"down{i}", dtype=dt)
                      for i in range(max([0] + [-s for s in used]))]
         self.up = [keras.layers.Conv2D(self.hidden, 3, padding="same", activation="relu",
-                                       name=f"up{i}") for i in range(max([0] + used))]
+                                       name=f"up{i}", dtype=dt) for i in range(max([0] + used))]
         self.heads = [None if s is None else
-                      keras.layers.Conv2D(ch, 3, padding="same", name=f"head{i}")
+                      keras.layers.Conv2D(ch, 3, padding="same", name=f"head{i}", dtype=dt)
                       for i, (s, ch) in enumerate(zip(self.scales, self.channels))]
 
     def call(self, c):

@@ -4,6 +4,13 @@ A *trunk* (``ConvSubnet`` for images, ``DenseSubnet`` for vectors) maps the
 block's input features to hidden features; ``AffineParams`` appends a
 zero-initialised projection to ``(log_scale, shift)`` so every new affine block
 starts as the identity map, and soft-clamps the log-scale.
+
+Mixed precision: a trunk spec with ``"dtype": "mixed_bfloat16"`` (or
+``"mixed_float16"``) runs the trunk's convolutions in half precision with
+float32 weights, while the projection, the clamp and all flow arithmetic stay
+float32. Invertibility is not affected: the inverse recomputes ``(s, t)`` from
+the same unchanged half of the input with the same arithmetic, and the
+log-determinant is exactly ``sum(s)`` of the ``s`` applied.
 """
 import keras
 from keras import ops
@@ -28,6 +35,7 @@ class ConvSubnet(keras.layers.Layer):
                 padding="same",
                 activation="relu",
                 name=f"conv{i}",
+                dtype=self.dtype_policy,
             )
             for i in range(self.depth)
         ]
@@ -50,7 +58,8 @@ class DenseSubnet(keras.layers.Layer):
         super().__init__(**kwargs)
         self.hidden, self.depth = int(hidden), int(depth)
         self.denses = [
-            keras.layers.Dense(self.hidden, activation="relu", name=f"dense{i}")
+            keras.layers.Dense(self.hidden, activation="relu", name=f"dense{i}",
+                               dtype=self.dtype_policy)
             for i in range(self.depth)
         ]
 
@@ -120,7 +129,8 @@ class AffineParams(keras.layers.Layer):
         self.built = True
 
     def call(self, h):
-        out = self.proj(self.trunk(h))
+        # the trunk may compute in half precision (mixed policy); (s, t) in float32
+        out = self.proj(ops.cast(self.trunk(h), self.compute_dtype))
         log_scale = soft_clamp(out[..., : self.channels], self.clamp)
         shift = out[..., self.channels:]
         return log_scale, shift
