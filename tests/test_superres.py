@@ -189,3 +189,21 @@ def test_shipped_weights_upscale_a_picture():
     assert out.shape == (2, 96, 96, 3)
     assert min(psnr(downscale(x.astype(np.float64), 4), lr) for x in out) > 45
     assert np.abs(out[0].astype(int) - out[1]).mean() > 0
+
+
+def test_shipped_8x_weights_upscale_a_picture():
+    from skimage import data
+
+    from apps.superres.cli import load
+    from apps.superres.evaluate import psnr
+    from apps.superres.task import make_lr
+
+    model = load(None, 8)
+    assert model.scale == 8
+    hr = data.astronaut()[24:152, 144:272]            # 128x128 face crop
+    lr = make_lr(hr, 8)
+    out = infer.upscale(model, lr, n=2, temperature=0.5, seed=0)
+    assert out.shape == (2, 128, 128, 3)
+    assert min(psnr(downscale(x.astype(np.float64), 8), lr) for x in out) > 40
+    assert np.abs(out[0].astype(int) - out[1]).mean() > 0
+

@@ -38,3 +38,22 @@ def load_model(app, weights=None, variant=None):
         raise CinnError(f"{path}: holds a model for {found or 'an unknown app'!s}, "
                         f"not for {app}")
     return model
+
+
+def ship(app, src, dst):
+    """Copy a training run's model to ``dst`` without the optimizer state (a third of
+    the size: Adam keeps two moments per weight): how ``saved_models/`` is made."""
+    model = load_model(app, src)
+    model.save(dst)
+    return dst
+
+
+if __name__ == "__main__":  # python -m apps.common.pretrained APP RUN_DIR_OR_FILE DST.keras
+    import sys
+
+    if len(sys.argv) != 4:
+        sys.exit("usage: python -m apps.common.pretrained APP RUN_DIR_OR_FILE DST.keras")
+    try:
+        print(ship(*sys.argv[1:]))
+    except CinnError as err:
+        sys.exit(f"cinn: error: {err}")
