@@ -223,8 +223,17 @@ def test_train_then_evaluate_tiny(tmp_path, capsys):
     assert main(["train", "colorization", "--data", str(data), "--config", str(cfg),
                  "--out", str(run), "--verbose", "0"]) == 0
     assert (run / "model.keras").exists()
+    # shipping drops the optimizer state and keeps the weights
+    from apps.common.pretrained import load_model, ship
+
+    shipped = ship("colorization", run, tmp_path / "shipped.keras")
+    assert shipped.stat().st_size < (run / "model.keras").stat().st_size
+    a, b = load_model("colorization", run), load_model("colorization", shipped)
+    assert all(np.array_equal(to_np(u), to_np(v)) for u, v in zip(a.weights, b.weights))
+    with pytest.raises(CinnError, match="not for superres"):
+        ship("superres", shipped, tmp_path / "wrong.keras")
     capsys.readouterr()
-    assert main(["evaluate", "colorization", "--data", str(data), "--weights", str(run),
+    assert main(["evaluate", "colorization", "--data", str(data), "--weights", str(shipped),
                  "-n", "2", "--limit", "2", "--size", "16"]) == 0
     out = capsys.readouterr().out
     rows = [ln for ln in out.splitlines() if ln.startswith("| ")][2:]   # after the header

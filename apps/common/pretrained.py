@@ -45,7 +45,7 @@ def ship(app, src, dst):
     the size: Adam keeps two moments per weight): how ``saved_models/`` is made."""
     model = load_model(app, src)
     model.save(dst)
-    return dst
+    return Path(dst)
 
 
 if __name__ == "__main__":  # python -m apps.common.pretrained APP RUN_DIR_OR_FILE DST.keras
