@@ -224,8 +224,8 @@ def versions():
 
 
 def write_report(rows, out):
-    lines = ["| arch | batch | device | precision | cinn backend | cinn train step/s | FrEIA train step/s | "
-             "ratio | cinn sample img/s | FrEIA sample img/s | ratio | cinn peak MB | "
+    lines = ["| arch | batch | device | precision | cinn backend | cinn train step/s | "
+             "FrEIA train step/s | ratio | cinn sample img/s | FrEIA sample img/s | ratio | cinn peak MB | "
              "FrEIA peak MB |", "|" + " --- |" * 13]
     keyed = {}
     for r in rows:
@@ -238,7 +238,8 @@ def write_report(rows, out):
             def ratio(key):
                 return f"{c[key] / f[key]:.2f}" if f and f[key] else "-"
             lines.append(
-                f"| {arch} | {batch} | {device} | {precision} | {c['backend']} | {c['train_steps_per_s']} | "
+                f"| {arch} | {batch} | {device} | {precision} | {c['backend']} | "
+                f"{c['train_steps_per_s']} | "
                 f"{f['train_steps_per_s'] if f else '-'} | {ratio('train_steps_per_s')} | "
                 f"{c['sample_images_per_s']} | {f['sample_images_per_s'] if f else '-'} | "
                 f"{ratio('sample_images_per_s')} | {c['peak_mem_mb']} | "

@@ -138,6 +138,8 @@ def train(model, data, validation_data=None, epochs=1, learning_rate=1e-3, clipn
 
     Returns the Keras ``History`` (of all epochs run by this call).
     """
+    if lr_schedule not in ("constant", "cosine"):  # before any work is done
+        raise ValueError(f"lr_schedule must be 'constant' or 'cosine', got {lr_schedule!r}")
     if isinstance(data, (tuple, list)) and len(data) == 2 and hasattr(data[0], "shape"):
         data = ArrayDataset(data[0], data[1], batch_size=batch_size, seed=seed)
     if isinstance(validation_data, (tuple, list)) and len(validation_data) == 2 and hasattr(
@@ -182,8 +184,6 @@ def train(model, data, validation_data=None, epochs=1, learning_rate=1e-3, clipn
     if lr_schedule == "cosine":
         cbs.append(keras.callbacks.LearningRateScheduler(
             lambda epoch, lr: cosine_lr(epoch, epochs, learning_rate, min_lr_ratio)))
-    elif lr_schedule != "constant":
-        raise ValueError(f"lr_schedule must be 'constant' or 'cosine', got {lr_schedule!r}")
     cbs += list(callbacks)
 
     if start_epoch >= epochs:
@@ -216,7 +216,8 @@ def train(model, data, validation_data=None, epochs=1, learning_rate=1e-3, clipn
 def cosine_lr(epoch, epochs, learning_rate, min_lr_ratio=0.05):
     """Learning rate of ``epoch`` (0-based) of ``epochs`` on a half-cosine decay."""
     t = min(max(epoch / max(epochs - 1, 1), 0.0), 1.0)
-    return float(learning_rate * (min_lr_ratio + (1 - min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * t))))
+    decay = 0.5 * (1 + math.cos(math.pi * t))
+    return float(learning_rate * (min_lr_ratio + (1 - min_lr_ratio) * decay))
 
 
 def _history(histories, model):

@@ -208,7 +208,6 @@ def test_tensorboard_logs_bits_per_dim_and_sample_grid(tmp_path):
     assert (tmp_path / "samples" / "epoch-001.png").exists()
 
 
-
 def test_cosine_schedule_resumes_on_the_same_curve(tmp_path):
     """``lr_schedule="cosine"``: 1e-3 at the first epoch, the floor at the last, and a
     run stopped after one epoch and resumed sets the rate of the uninterrupted run."""
@@ -231,6 +230,7 @@ def test_cosine_schedule_resumes_on_the_same_curve(tmp_path):
     # continues at epoch 2 of EPOCHS on the EPOCHS curve
     assert fit(1) == pytest.approx(1e-3)
     assert fit(EPOCHS) == pytest.approx(rates[-1], rel=1e-5)
+
 
 if __name__ == "__main__":
     _child_main(sys.argv[1])

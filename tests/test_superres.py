@@ -161,7 +161,6 @@ def test_training_pairs(tmp_path):
     assert x.dtype == np.float32 and np.all(np.abs(c) <= 0.5)
 
 
-
 def test_train_scale_8_reads_its_own_config():
     from types import SimpleNamespace
 
@@ -174,36 +173,24 @@ def test_train_scale_8_reads_its_own_config():
     assert cfg["model"]["scale"] == 8 and cfg["data"]["crop"] % 16 == 0
     assert load_config("superres", variant="x2")["model"]["scale"] == 4  # no such file: default
 
+
 # -- shipped weights ---------------------------------------------------------------
-def test_shipped_weights_upscale_a_picture():
+@pytest.mark.parametrize("scale, rows, cols, temperature, min_lr_psnr", [
+    (4, slice(40, 136), slice(160, 256), 0.9, 45),   # 96x96 face crop
+    (8, slice(24, 152), slice(144, 272), 0.5, 40),   # 128x128 face crop
+])
+def test_shipped_weights_upscale_a_picture(scale, rows, cols, temperature, min_lr_psnr):
     from skimage import data
 
     from apps.superres.cli import load
     from apps.superres.evaluate import psnr
     from apps.superres.task import make_lr
 
-    model = load(None, 4)
-    hr = data.astronaut()[40:136, 160:256]            # 96x96 face crop
-    lr = make_lr(hr, 4)
-    out = infer.upscale(model, lr, n=2, temperature=0.9, seed=0)
-    assert out.shape == (2, 96, 96, 3)
-    assert min(psnr(downscale(x.astype(np.float64), 4), lr) for x in out) > 45
+    model = load(None, scale)
+    assert model.scale == scale
+    hr = data.astronaut()[rows, cols]
+    lr = make_lr(hr, scale)
+    out = infer.upscale(model, lr, n=2, temperature=temperature, seed=0)
+    assert out.shape == (2,) + hr.shape
+    assert min(psnr(downscale(x.astype(np.float64), scale), lr) for x in out) > min_lr_psnr
     assert np.abs(out[0].astype(int) - out[1]).mean() > 0
-
-
-def test_shipped_8x_weights_upscale_a_picture():
-    from skimage import data
-
-    from apps.superres.cli import load
-    from apps.superres.evaluate import psnr
-    from apps.superres.task import make_lr
-
-    model = load(None, 8)
-    assert model.scale == 8
-    hr = data.astronaut()[24:152, 144:272]            # 128x128 face crop
-    lr = make_lr(hr, 8)
-    out = infer.upscale(model, lr, n=2, temperature=0.5, seed=0)
-    assert out.shape == (2, 128, 128, 3)
-    assert min(psnr(downscale(x.astype(np.float64), 8), lr) for x in out) > 40
-    assert np.abs(out[0].astype(int) - out[1]).mean() > 0
-
