@@ -24,6 +24,12 @@ def _add_train(sub):
     p.add_argument("--lr", type=float, help="learning rate")
     p.add_argument("--scale", type=int, choices=(4, 8), help="super-resolution factor")
     p.add_argument("--seed", type=int)
+    p.add_argument("--init", metavar="WEIGHTS.keras",
+                   help="warm start: the weights of this model file (same architecture), "
+                   "a fresh optimizer; ignored when --out holds a checkpoint (resume)")
+    p.add_argument("--init-step", type=int, default=0, metavar="N",
+                   help="with --init: count the run from global step N (the learning-rate "
+                   "schedule continues there; training ends at epochs x steps)")
     p.add_argument("--verbose", type=int, default=1, choices=(0, 1, 2))
     p.add_argument("--strategy", choices=("auto", "one", "mirrored", "multiworker"),
                    help="data-parallel training: mirrored = all local GPUs, multiworker = "

@@ -163,18 +163,21 @@ def current_is_chief():
 
 class StepCounter(keras.callbacks.Callback):
     """Counts optimizer steps across ``fit`` calls (starts from the optimizer's
-    ``iterations`` at ``on_train_begin``) and knows the epoch and batch."""
+    ``iterations`` plus ``step_offset``, the steps before a warm start, at
+    ``on_train_begin``) and knows the epoch and batch."""
 
-    def __init__(self, steps_per_epoch=None, batch_offset=0):
+    def __init__(self, steps_per_epoch=None, batch_offset=0, step_offset=0):
         super().__init__()
         self.steps_per_epoch = steps_per_epoch
         self.batch_offset = int(batch_offset)
+        self.step_offset = int(step_offset)
         self.step = 0
         self.epoch = 0
         self.batch = 0
 
     def on_train_begin(self, logs=None):
-        self.step = int(keras.ops.convert_to_numpy(self.model.optimizer.iterations))
+        self.step = self.step_offset + int(
+            keras.ops.convert_to_numpy(self.model.optimizer.iterations))
 
     def on_epoch_begin(self, epoch, logs=None):
         self.epoch = epoch

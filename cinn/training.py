@@ -111,7 +111,8 @@ def _set_epoch(data, epoch):
 def train(model, data, validation_data=None, epochs=1, learning_rate=1e-3, clipnorm=None,
           out_dir=None, checkpoint_every=None, callbacks=(), verbose="auto", steps_per_epoch=None,
           *, batch_size=32, keep_checkpoints=3, tensorboard=True, sample_conditions=None,
-          render=None, global_clipnorm=None, seed=0, lr_schedule="constant", min_lr_ratio=0.05):
+          render=None, global_clipnorm=None, seed=0, lr_schedule="constant", min_lr_ratio=0.05,
+          init=None, initial_step=0):
     """Train by exact maximum likelihood (the loss is bits per dimension).
 
     * ``data``: a ``keras.utils.PyDataset`` (or iterable) of ``((x, c),)`` batches,
@@ -135,6 +136,11 @@ def train(model, data, validation_data=None, epochs=1, learning_rate=1e-3, clipn
       (set at each epoch start, so a resumed run follows the same curve).
     * A NaN or infinite loss stops training with a ``TrainingDiverged`` error
       naming the step; the last good checkpoint stays intact.
+    * ``init``: warm start from a ``.keras`` file (or a model) of the same
+      architecture: its weights, a fresh optimizer, and the run counted from global
+      step ``initial_step`` (the learning-rate schedule and the data continue from
+      there; the run ends at ``epochs`` x steps per epoch). A checkpoint in
+      ``out_dir`` takes precedence (resuming such a run: the same call again).
 
     Returns the Keras ``History`` (of all epochs run by this call).
     """
@@ -156,13 +162,15 @@ def train(model, data, validation_data=None, epochs=1, learning_rate=1e-3, clipn
     counter = StepCounter(spe)
     cbs = [counter]
     start_epoch, offset = 0, 0
-    checkpoints = None
+    checkpoints = info = None
     if out_dir is not None:
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
         checkpoints = Checkpoints(out / "checkpoints", keep=keep_checkpoints)
         info = checkpoints.restore(model)
         if info is not None:
+            counter.step_offset = info["step"] - int(keras.ops.convert_to_numpy(
+                model.optimizer.iterations))  # > 0 in a warm-started run
             start_epoch, offset = info["epoch"], info["batch"]
             if spe and offset >= spe:
                 start_epoch, offset = start_epoch + 1, 0
@@ -181,6 +189,9 @@ def train(model, data, validation_data=None, epochs=1, learning_rate=1e-3, clipn
                                          png_dir=out / "samples", seed=seed))
     else:
         cbs.append(NaNGuard(counter=counter))
+    if init is not None and (out_dir is None or info is None):
+        start_epoch, offset = _warm_start(model, init, initial_step, spe, epochs)
+        counter.step_offset = int(initial_step)
     if lr_schedule == "cosine":
         cbs.append(keras.callbacks.LearningRateScheduler(
             lambda epoch, lr: cosine_lr(epoch, epochs, learning_rate, min_lr_ratio)))
@@ -211,6 +222,55 @@ def train(model, data, validation_data=None, epochs=1, learning_rate=1e-3, clipn
     if out_dir is not None:
         _note(f"finished at step {counter.step}", True)
     return _history(histories, model)
+
+
+def _warm_start(model, init, initial_step, spe, epochs):
+    """Load ``init``'s weights into ``model``; the (epoch, batch) of ``initial_step``."""
+    initial_step = int(initial_step)
+    if initial_step < 0:
+        raise ValueError(f"the initial step must be >= 0, got {initial_step}")
+    if initial_step and not spe:
+        raise ValueError("a warm start at a step > 0 needs a known number of steps per epoch")
+    total = epochs * spe if spe else None
+    if total is not None and initial_step >= total:
+        raise ValueError(f"the initial step {initial_step} is not before the end of the run "
+                         f"({epochs} epochs x {spe} steps = {total}); raise the epochs")
+    copy_weights(init, model)
+    start_epoch, offset = divmod(initial_step, spe) if spe else (0, 0)
+    _note(f"warm start from {init if isinstance(init, (str, Path)) else 'a model'}: "
+          f"fresh optimizer, schedule from step {initial_step}"
+          + (f" of {total} (epoch {start_epoch + 1}, batch {offset})" if total else ""), True)
+    return start_epoch, offset
+
+
+def copy_weights(source, model):
+    """Copy every weight of ``source`` (a model, or a ``.keras`` file of one whose
+    classes are registered) into ``model``, which must have the same architecture:
+    the same number of weights with the same shapes, else ``CinnError``."""
+    from cinn.errors import CinnError
+
+    name = "the source model"
+    if isinstance(source, (str, Path)):
+        name = str(source)
+        if not Path(source).is_file():
+            raise CinnError(f"{name}: no such model file")
+        try:
+            source = keras.saving.load_model(source, compile=False)
+        except Exception as err:  # noqa: BLE001 - any load failure becomes one line
+            msg = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            raise CinnError(f"{name}: could not load a model ({msg})") from None
+    mine, theirs = model.weights, source.weights
+    for i, (a, b) in enumerate(zip(mine, theirs)):
+        if tuple(a.shape) != tuple(b.shape):
+            raise CinnError(f"{name}: architecture does not match the model to train "
+                            f"(weight {i}, {a.path}: {tuple(a.shape)} here, "
+                            f"{b.path}: {tuple(b.shape)} in the file)")
+    if len(mine) != len(theirs):
+        raise CinnError(f"{name}: architecture does not match the model to train "
+                        f"({len(mine):,} weight tensors, {model.count_params():,} parameters "
+                        f"here; {len(theirs):,} and {source.count_params():,} in the file)")
+    for a, b in zip(mine, theirs):
+        a.assign(keras.ops.convert_to_numpy(b))
 
 
 def cosine_lr(epoch, epochs, learning_rate, min_lr_ratio=0.05):

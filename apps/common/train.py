@@ -65,7 +65,9 @@ def run(args):
                         lr_schedule=tcfg.get("lr_schedule", "constant"),
                         checkpoint_every=tcfg.get("checkpoint_every"), verbose=args.verbose,
                         tensorboard=bool(tcfg.get("tensorboard", True)),
-                        render=getattr(task, "render_samples", None), seed=seed)
+                        render=getattr(task, "render_samples", None), seed=seed,
+                        init=getattr(args, "init", None),
+                        initial_step=getattr(args, "init_step", None) or 0)
         save_atomic(model, out / "model.keras")  # every worker saves (collective); chief keeps
     if not dist.is_chief:
         return 0
