@@ -49,7 +49,7 @@ def _add_evaluate(sub):
     p.add_argument("--limit", type=int, help="use only the first N images")
     p.add_argument("--scale", type=int, choices=(4, 8), default=4)
     p.add_argument("--size", type=int, help="evaluate on centre crops of this size")
-    p.set_defaults(func=lambda a: importlib.import_module(f"apps.{a.app}.task").evaluate(a))
+    p.set_defaults(func=lambda a: importlib.import_module(f"apps.{a.app}.evaluate").run(a))
 
 
 def build_parser():

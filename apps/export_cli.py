@@ -64,6 +64,7 @@ def _rerun_on_tensorflow(args):
 
 
 def run(args):
+    # here, not at the top: Keras (and cinn, which imports it) only once a command runs
     import keras
 
     from apps.common.pretrained import load_model
@@ -83,7 +84,7 @@ def run(args):
     if args.scale and args.app != "superres":
         raise CinnError("--scale is an option of superres only")
     if args.scale:
-        model = importlib.import_module("apps.superres.cli").load(args.weights, args.scale)
+        model = importlib.import_module("apps.superres.infer").load(args.weights, args.scale)
     else:
         model = load_model(args.app, args.weights)
     if keras.backend.backend() != "tensorflow":

@@ -182,11 +182,10 @@ def test_train_scale_8_reads_its_own_config():
 def test_shipped_weights_upscale_a_picture(scale, rows, cols, temperature, min_lr_psnr):
     from skimage import data
 
-    from apps.superres.cli import load
     from apps.superres.evaluate import psnr
-    from apps.superres.task import make_lr
+    from apps.superres.resize import make_lr
 
-    model = load(None, scale)
+    model = infer.load(None, scale)
     assert model.scale == scale
     hr = data.astronaut()[rows, cols]
     lr = make_lr(hr, scale)

@@ -6,6 +6,7 @@
 
 def colorize(*args, **kwargs):
     """See ``apps.colorization.infer.colorize``."""
+    # here, not at the top: infer imports Keras, which `cinn --help` should not wait for
     from apps.colorization.infer import colorize as _colorize
 
     return _colorize(*args, **kwargs)

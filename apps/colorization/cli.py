@@ -17,13 +17,13 @@ def add_command(subparsers):
 
 
 def run(args):
-    check_sampling_arguments(args)
-    from apps.common.images import image_name, is_greyscale, make_grid, read_image, write_image
-
-    inputs = [(image_name(path), read_image(path)) for path in args.images]  # fail early
-
+    # here, not at the top: cinn imports Keras, which `cinn --help` should not wait for
     from apps.colorization.infer import colorize, grey_of
+    from apps.common.images import image_name, is_greyscale, make_grid, read_image, write_image
     from apps.common.pretrained import load_model
+
+    check_sampling_arguments(args)
+    inputs = [(image_name(path), read_image(path)) for path in args.images]  # fail early
 
     model = load_model("colorization", args.weights)
     out = Path(args.out)

@@ -17,6 +17,7 @@ from apps.colorization.color import merge_lab, split_lab, to_uint8
 from apps.colorization.data import load_colour_images
 from apps.colorization.infer import _compiled, sample_ab
 from apps.common.data import center_crops
+from apps.common.pretrained import default_weights, load_model
 from cinn.errors import CinnError
 
 
@@ -79,8 +80,6 @@ def score_grey(rgb):
 
 
 def run(args):
-    from apps.common.pretrained import default_weights, load_model
-
     n = int(args.num_samples)
     if n < 1:
         raise CinnError(f"-n must be at least 1, got {n}")

@@ -9,8 +9,9 @@ unconditional baseline of the evaluation.
 import keras
 from keras import ops
 
+from apps.colorization.color import AB_SCALE
 from cinn import ConditionalINN
-from cinn.conditioning import ConditionNet
+from cinn.conditioning import ConditionNet, UNetConditionNet
 
 #: architecture defaults (``configs/colorization.yaml``'s ``model`` section overrides)
 DEFAULTS = {
@@ -23,6 +24,15 @@ DEFAULTS = {
     "cond_hidden": 32,        # width of the conditioning network
     "cond_blocks": 1,         # residual blocks of its trunk
     "cond_squeeze": True,     # space-to-depth L first: the conditioning net runs at H/2
+    "cond_net": "pyramid",    # "pyramid": ConditionNet (stem, residual blocks, stride-2
+                              # convs); "unet": UNetConditionNet (encoder-decoder with a
+                              # global context: its features see the whole crop)
+    "cond_widths": [32, 48, 64, 96],  # unet: width at H/2, H/4, H/8, H/16 (cond_blocks
+                              # residual blocks at each)
+    "cond_context": True,     # unet: the bottleneck's global mean added everywhere
+    "type": "flow",           # "flow": the cINN; "regressor": the deterministic L2
+                              # baseline on the same conditioning net (regressor.py)
+    "head_hidden": 32,        # regressor: width of its fusion head
     "clamp": 2.0,
     "seed": 0,
 }
@@ -67,8 +77,6 @@ def space_to_depth(c):
 
 def build_model(cfg=None):
     """A fresh ``ColorizationINN`` from a config's ``model`` section."""
-    from apps.colorization.color import AB_SCALE
-
     cfg = {**DEFAULTS, **(cfg or {})}
     unknown = set(cfg) - set(DEFAULTS)
     if unknown:
@@ -79,9 +87,27 @@ def build_model(cfg=None):
     levels = [{"downsample": "haar", "blocks": int(cfg["blocks"]), "subnet": subnet,
                "split": cfg["split"] if i < n - 1 else None} for i in range(n)]
     squeeze = bool(cfg["cond_squeeze"])
-    cond_net = ConditionNet(scales=[-(i + 1) + int(squeeze) for i in range(n)],
-                            channels=int(cfg["cond_channels"]), hidden=int(cfg["cond_hidden"]),
-                            trunk_blocks=int(cfg["cond_blocks"]), name="cond_net")
+    scales = [-(i + 1) + int(squeeze) for i in range(n)]
+    if cfg["cond_net"] == "unet":
+        cond_net = UNetConditionNet(scales, channels=int(cfg["cond_channels"]),
+                                    widths=[int(w) for w in cfg["cond_widths"]],
+                                    blocks=int(cfg["cond_blocks"]),
+                                    global_context=bool(cfg["cond_context"]), name="cond_net")
+    elif cfg["cond_net"] == "pyramid":
+        cond_net = ConditionNet(scales=scales, channels=int(cfg["cond_channels"]),
+                                hidden=int(cfg["cond_hidden"]),
+                                trunk_blocks=int(cfg["cond_blocks"]), name="cond_net")
+    else:
+        raise ValueError(f"model.cond_net must be 'pyramid' or 'unet', got {cfg['cond_net']!r}")
+    if cfg["type"] == "regressor":
+        from apps.colorization.regressor import ColorizationRegressor
+
+        if not squeeze:
+            raise ValueError("the colorization regressor needs cond_squeeze: true")
+        return ColorizationRegressor(cond_net, head_hidden=int(cfg["head_hidden"]),
+                                     multiple=2 ** n, name="colorization_l2")
+    if cfg["type"] != "flow":
+        raise ValueError(f"model.type must be 'flow' or 'regressor', got {cfg['type']!r}")
     return ColorizationINN(
         x_shape=(None, None, 2), cond_shape=(None, None, 1), levels=levels, cond_net=cond_net,
         clamp=float(cfg["clamp"]), bin_width=1.0 / AB_SCALE, seed=int(cfg["seed"]),

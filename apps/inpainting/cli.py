@@ -21,6 +21,7 @@ def add_command(sub):
 
 
 def run(args):
+    # here, not at the top: cinn imports Keras, which `cinn --help` should not wait for
     from apps.common.images import image_name, make_grid, read_image, write_image
     from apps.common.pretrained import load_model
     from apps.inpainting.infer import InpaintingNotice, inpaint, masked_view

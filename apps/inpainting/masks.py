@@ -7,6 +7,7 @@
 import cv2
 import numpy as np
 
+from apps.common.images import read_image
 from cinn.errors import CinnError
 
 #: fraction of the image the training/evaluation masks cover
@@ -42,8 +43,6 @@ def read_mask(path, shape=None):
 
     ``shape`` (H, W): the mask must have that size, else ``CinnError``.
     """
-    from apps.common.images import read_image
-
     img = read_image(path, min_size=1)
     if shape is not None and img.shape[:2] != tuple(shape):
         raise CinnError(f"{path}: mask is {img.shape[1]}x{img.shape[0]} pixels but the image "

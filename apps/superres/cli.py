@@ -16,18 +16,8 @@ def add_command(sub):
     p.set_defaults(func=run)
 
 
-def load(weights, scale):
-    from apps.common.pretrained import load_model
-    from cinn.errors import CinnError
-
-    model = load_model("superres", weights, variant=None if scale == 4 else f"x{scale}")
-    if model.scale != scale:
-        raise CinnError(f"the model upscales {model.scale}x, not {scale}x "
-                        f"(pass --scale {model.scale} or other --weights)")
-    return model
-
-
 def run(args):
+    # here, not at the top: cinn imports Keras, which `cinn --help` should not wait for
     from apps.common.images import image_name, make_grid, read_image, write_image
     from apps.superres import infer
     from cinn.errors import CinnError
@@ -39,7 +29,7 @@ def run(args):
         if min(lr.shape[:2]) < 2:
             raise CinnError(f"{path}: image is {lr.shape[1]}x{lr.shape[0]} pixels; "
                             "super-resolution needs at least 2x2")
-    model = load(args.weights, args.scale)
+    model = infer.load(args.weights, args.scale)
     out = Path(args.out)
     for path, lr in lrs:
         samples = infer.upscale_float(model, lr, args.num_samples, temperature, args.seed)

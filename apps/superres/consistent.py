@@ -45,6 +45,11 @@ def block_basis(s):
     return q
 
 
+def to_unit(img_uint8):
+    """uint8 -> float32 in [-0.5, 0.5] (the units of the flow and its condition)."""
+    return np.asarray(img_uint8, np.float32) / 255.0 - 0.5
+
+
 def detail_channels(scale, colours=3):
     return colours * (scale * scale - 1)
 

@@ -12,7 +12,10 @@ from pathlib import Path
 
 import numpy as np
 
+from apps.common.data import center_crops
 from apps.common.images import IMAGE_SUFFIXES, list_images, read_image
+from apps.superres import infer
+from apps.superres.resize import downscale, make_lr
 from cinn.errors import CinnError
 
 
@@ -60,11 +63,6 @@ def datasets(folder):
 
 def evaluate_folder(model, folder, n=8, temperature=0.9, seed=0, limit=None, size=None):
     """Mean metrics over the images of one folder (a dict)."""
-    from apps.common.data import center_crops
-    from apps.superres import infer
-    from apps.superres.resize import downscale
-    from apps.superres.task import make_lr
-
     s = model.scale
     rows = []
     for i, path in enumerate(list_images(folder)[:limit]):
@@ -111,10 +109,8 @@ def format_table(results):
 
 
 def run(args):
-    from apps.superres import infer
-    from apps.superres.cli import load
-
-    model = load(args.weights, args.scale)
+    """``cinn evaluate superres``: prints a Markdown table."""
+    model = infer.load(args.weights, args.scale)
     temperature = infer.DEFAULT_TEMPERATURE if args.temperature is None else args.temperature
     if args.num_samples < 1:
         raise CinnError(f"-n must be at least 1, got {args.num_samples}")

@@ -2,12 +2,23 @@
 import numpy as np
 
 from apps.common.images import pad_to_multiple
-from apps.superres.consistent import from_details
+from apps.common.pretrained import load_model
+from apps.superres.consistent import from_details, to_unit
 from apps.superres.resize import to_uint8, upscale as bicubic_upscale
 from cinn.errors import CinnError
 
 #: temperature of the samples when none is given (CLI and evaluation)
 DEFAULT_TEMPERATURE = 0.5
+
+
+def load(weights=None, scale=4):
+    """The ``scale``x model: ``weights`` (a ``.keras`` file or run folder), default the
+    shipped one; ``CinnError`` when it upscales by another factor."""
+    model = load_model("superres", weights, variant=None if scale == 4 else f"x{scale}")
+    if model.scale != scale:
+        raise CinnError(f"the model upscales {model.scale}x, not {scale}x "
+                        f"(pass --scale {model.scale} or other --weights)")
+    return model
 
 
 def check_lr(rgb):
@@ -35,9 +46,7 @@ def upscale_float(model, rgb_uint8, n=4, temperature=DEFAULT_TEMPERATURE, seed=0
     coefficients belonging to the padding are dropped before the HR image is
     built, so the output is exactly s times the input size.
     """
-    from keras import ops
-
-    from apps.superres.task import to_unit
+    from keras import ops  # keras (and TensorFlow) only once a model samples
 
     lr = check_lr(rgb_uint8)
     if int(n) < 1:

@@ -77,3 +77,8 @@ def downscale(img, scale):
 def upscale(img, scale):
     """Bicubic ``imresize(img, scale)`` of (..., h, w, C)."""
     return imresize(img, (img.shape[-3] * scale, img.shape[-2] * scale))
+
+
+def make_lr(hr_uint8, scale):
+    """The LR image of the literature: MATLAB bicubic ``imresize(HR, 1/scale)``, uint8."""
+    return to_uint8(downscale(np.asarray(hr_uint8, np.float64), scale))

@@ -1,25 +1,13 @@
-"""``cinn train superres`` / ``cinn evaluate superres``: data, model, evaluation."""
+"""``cinn train superres``: training data and model (evaluation: ``apps.superres.evaluate``)."""
 from functools import partial
-
-import numpy as np
 
 from apps.common.data import CropDataset, FixedDataset, center_crops, load_folder
 from apps.superres import model as M
-from apps.superres.consistent import to_details
-from apps.superres.resize import downscale, to_uint8
+from apps.superres.consistent import to_details, to_unit
+from apps.superres.resize import make_lr
 from cinn.errors import CinnError
 
 build_model = M.build_model
-
-
-def to_unit(img_uint8):
-    """uint8 -> float in [-0.5, 0.5] (the units of the flow and its condition)."""
-    return np.asarray(img_uint8, np.float32) / 255.0 - 0.5
-
-
-def make_lr(hr_uint8, scale):
-    """The LR image of the literature: MATLAB bicubic ``imresize(HR, 1/scale)``, uint8."""
-    return to_uint8(downscale(np.asarray(hr_uint8, np.float64), scale))
 
 
 def make_pair(crops, rng, scale):
@@ -56,8 +44,3 @@ def make_datasets(data_dir, cfg, seed=0):
     x, c = pair(center_crops(val_imgs, crop), None)
     return train, FixedDataset(x, c, batch)
 
-
-def evaluate(args):
-    from apps.superres.evaluate import run
-
-    return run(args)
