@@ -118,3 +118,95 @@ class ConditionNet(PyramidConditionNet):
     def get_config(self):
         return {**super().get_config(), "scales": self.scales, "channels": self.channels,
                 "hidden": self.hidden, "trunk_blocks": self.trunk_blocks}
+
+
+@register
+class UNetConditionNet(PyramidConditionNet):
+    """An encoder-decoder (U-Net) conditioning network whose features see the whole
+    input: for flows that need global context (colorization: sky, skin or foliage
+    is decided by what surrounds a pixel, not by its 20-pixel neighbourhood).
+
+    Encoder: a stem and ``blocks`` residual blocks at the condition's resolution,
+    then per depth ``d = 1 .. len(widths) - 1`` a stride-2 convolution to
+    ``widths[d]`` channels and ``blocks`` residual blocks (depth ``d`` is at
+    ``2**-d`` of the condition's resolution). With ``global_context`` the
+    bottleneck gets the mean of its own features over the whole image (a dense
+    layer of it, added at every position), so every feature depends on every
+    input pixel at any image size (as in Iizuka et al. 2016). Decoder: from the
+    bottleneck up to the finest depth a level needs, bilinear 2x upsampling,
+    concatenation with the encoder's features of that depth (the skip) and a
+    3x3 convolution. Each flow level gets a 3x3 head on the decoder's features
+    at its depth.
+
+    Args:
+        scales: one entry per flow level, log2 of (level resolution / condition
+            resolution), each ``<= 0`` and ``> -len(widths)``; ``None``: no features.
+        channels: feature channels per level (int, or a list per level).
+        widths: trunk width at each depth (its length - 1 is the number of
+            downsamplings).
+        blocks: residual blocks at each depth of the encoder.
+        global_context: add the global mean of the bottleneck (see above).
+
+    Inputs whose size is not a multiple of ``2 ** (len(widths) - 1)`` work: the
+    strided convolutions round up and the decoder crops to the skip's size.
+    """
+
+    def __init__(self, scales, channels=32, widths=(32, 48, 64, 96), blocks=1,
+                 global_context=True, **kwargs):
+        super().__init__(**kwargs)
+        self.scales = [None if s is None else int(s) for s in scales]
+        self.channels = ([int(channels)] * len(self.scales) if isinstance(channels, int)
+                         else [int(c) for c in channels])
+        if len(self.channels) != len(self.scales):
+            raise ValueError("channels must be an int or have one entry per level")
+        self.widths = [int(w) for w in widths]
+        self.blocks = int(blocks)
+        self.global_context = bool(global_context)
+        depth = len(self.widths) - 1
+        used = [-s for s in self.scales if s is not None]
+        if any(d < 0 or d > depth for d in used):
+            raise ValueError(f"UNetConditionNet: scales must lie in [-{depth}, 0] for "
+                             f"{depth + 1} widths, got {self.scales}")
+        self.finest = min(used) if used else depth
+        dt = self.dtype_policy
+        conv = keras.layers.Conv2D
+        self.stem = conv(self.widths[0], 3, padding="same", activation="relu", name="stem",
+                         dtype=dt)
+        self.down = [conv(w, 3, strides=2, padding="same", activation="relu", name=f"down{d}",
+                          dtype=dt) for d, w in enumerate(self.widths[1:], start=1)]
+        self.enc = [[ResidualBlock(w, name=f"enc{d}_res{i}", dtype=dt)
+                     for i in range(self.blocks)] for d, w in enumerate(self.widths)]
+        self.context = (keras.layers.Dense(self.widths[-1], activation="relu", name="context",
+                                           dtype=dt) if self.global_context else None)
+        self.dec = [None if d < self.finest else
+                    conv(self.widths[d], 3, padding="same", activation="relu", name=f"dec{d}",
+                         dtype=dt) for d in range(depth)]
+        self.heads = [None if s is None else
+                      conv(ch, 3, padding="same", name=f"head{i}", dtype=dt)
+                      for i, (s, ch) in enumerate(zip(self.scales, self.channels))]
+
+    def call(self, c):
+        h = self.stem(c)
+        skips = []
+        for d, blocks in enumerate(self.enc):
+            if d:
+                h = self.down[d - 1](h)
+            for block in blocks:
+                h = block(h)
+            skips.append(h)
+        if self.context is not None:
+            g = self.context(ops.mean(h, axis=(1, 2)))
+            h = h + g[:, None, None, :]
+        feats = {len(skips) - 1: h}
+        for d in range(len(skips) - 2, self.finest - 1, -1):
+            skip = skips[d]
+            up = upsample_bilinear_2x(h)[:, :ops.shape(skip)[1], :ops.shape(skip)[2]]
+            h = self.dec[d](ops.concatenate([up, skip], axis=-1))
+            feats[d] = h
+        return [None if head is None else head(feats[-s])
+                for s, head in zip(self.scales, self.heads)]
+
+    def get_config(self):
+        return {**super().get_config(), "scales": self.scales, "channels": self.channels,
+                "widths": self.widths, "blocks": self.blocks,
+                "global_context": self.global_context}

@@ -1,0 +1,107 @@
+"""The deterministic baseline of Ardizzone et al. (2019): the cINN's conditioning
+network, trained with an L2 loss to predict ab from L.
+
+``ColorizationRegressor`` runs the conditioning network of the colorization
+cINN (same class and options, e.g. the U-Net of ``cond_net: unet``) on the
+space-to-depth L and a small head on its per-level features: every level's
+features are upsampled (bilinear) to the finest level's grid (H/2), concatenated,
+and two 3x3 convolutions give 4 x 2 channels that depth-to-space turns into ab at
+full resolution. The loss is the mean squared error of ``ab / 100`` (the flow's
+units); training runs through ``cinn train colorization`` like the flow (config
+``model: {type: regressor, ...}``, ``configs/colorization_l2.yaml``), so
+checkpoints, resuming, ``--init`` and the NaN guard apply unchanged.
+
+It mimics the part of the ``ConditionalINN`` interface that the training loop,
+``cinn colorize`` and the evaluation use: ``sample`` returns the one prediction
+``n`` times (temperature and seed are ignored), ``multiple``, ``app``.
+"""
+import keras
+from keras import ops
+
+from apps.colorization.model import space_to_depth
+from cinn.conditioning import upsample_bilinear_2x
+
+
+def depth_to_space(h):
+    """(B, H, W, 4C) -> (B, 2H, 2W, C), the inverse of ``space_to_depth``."""
+    b, hh, ww, ch = ops.shape(h)[0], ops.shape(h)[1], ops.shape(h)[2], ops.shape(h)[3]
+    h = ops.reshape(h, (b, hh, ww, 2, 2, ch // 4))
+    h = ops.transpose(h, (0, 1, 3, 2, 4, 5))
+    return ops.reshape(h, (b, 2 * hh, 2 * ww, ch // 4))
+
+
+@keras.saving.register_keras_serializable(package="cinn_apps")
+class ColorizationRegressor(keras.Model):
+    """ab = f(L) with ``cond_net`` (features at H/2, H/4, ... of the input) and a
+    small fusion head; trained by L2. Inputs ``(x, c)`` with x = ab / 100 (the
+    target, used only by the loss) and c = L / 50 - 1, like the flow's."""
+
+    app = "colorization"
+    image = True
+
+    def __init__(self, cond_net, head_hidden=32, multiple=8, **kwargs):
+        super().__init__(**kwargs)
+        self.cond_net = cond_net
+        self.head_hidden = int(head_hidden)
+        self._multiple = int(multiple)
+        self.x_shape, self.cond_shape = (None, None, 2), (None, None, 1)
+        self.fuse = keras.layers.Conv2D(self.head_hidden, 3, padding="same", activation="relu",
+                                        name="fuse")
+        self.out = keras.layers.Conv2D(8, 3, padding="same", name="out")
+        self.build()
+
+    @property
+    def multiple(self):
+        """Height and width of inputs must be multiples of this (pad, then crop)."""
+        return self._multiple
+
+    @property
+    def is_initialized(self):  # nothing data-dependent (the training loop asks)
+        return True
+
+    def build(self, input_shape=None):
+        if self.built:
+            return
+        self.predict_ab(ops.zeros((1, self._multiple, self._multiple, 1)))
+        self.built = True
+
+    def predict_ab(self, c):
+        """Scaled ab (B, H, W, 2) for scaled L ``c`` (B, H, W, 1), H and W multiples
+        of ``multiple``."""
+        c = ops.convert_to_tensor(c, dtype=self.compute_dtype)
+        feats = self.cond_net(space_to_depth(c))
+        h0, w0 = ops.shape(c)[1] // 2, ops.shape(c)[2] // 2
+        ups = []
+        for f, scale in zip(feats, self.cond_net.scales):  # scale: log2(level / (H/2))
+            if f is None:
+                continue
+            for _ in range(-int(scale)):
+                f = upsample_bilinear_2x(f)
+            ups.append(f[:, :h0, :w0])
+        return depth_to_space(self.out(self.fuse(ops.concatenate(ups, axis=-1))))
+
+    def call(self, inputs, training=False):
+        _, c = inputs
+        return self.predict_ab(c)
+
+    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+        from keras.src.losses.loss import scale_loss_for_distribution
+
+        target = ops.convert_to_tensor(x[0], dtype=y_pred.dtype)
+        loss = ops.mean(ops.square(y_pred - target))
+        return scale_loss_for_distribution(loss)
+
+    def sample(self, c, n=1, temperature=None, seed=None, batch_size=None, **_):
+        """The prediction ``n`` times: shape (B, n, H, W, 2) (a deterministic model)."""
+        ab = self.predict_ab(c)
+        return ops.repeat(ab[:, None], int(n), axis=1)
+
+    def get_config(self):
+        return {"name": self.name, "cond_net": keras.saving.serialize_keras_object(self.cond_net),
+                "head_hidden": self.head_hidden, "multiple": self._multiple}
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        config["cond_net"] = keras.saving.deserialize_keras_object(config["cond_net"])
+        return cls(**config)
