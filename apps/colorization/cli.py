@@ -1,7 +1,8 @@
 """``cinn colorize IMAGE [IMAGE...] -n 8 --temperature 0.8 --seed 0 -o OUT``."""
 from pathlib import Path
 
-from apps.common.sampling_args import add_sampling_arguments, check_sampling_arguments
+from apps.common.sampling_args import (add_sampling_arguments, check_sampling_arguments,
+                                       write_std_map)
 
 
 def add_command(subparsers):
@@ -33,6 +34,7 @@ def run(args):
         row = [grey_of(rgb), *samples] + ([] if is_greyscale(rgb) else [rgb])
         path = write_image(out / f"{name}_colorized.png", make_grid([row]))
         print(path)
+        write_std_map(args, out / f"{name}_std.png", samples)
         if args.save_samples:
             for k, sample in enumerate(samples):
                 print(write_image(out / f"{name}_sample{k}.png", sample))

@@ -71,3 +71,22 @@ def colour_bar(width, vmax, height=28):
 def uncertainty_image(samples, vmax=None, legend=True):
     """``heat_map(std_map(samples))``: the samples' uncertainty as a picture."""
     return heat_map(std_map(samples), vmax=vmax, legend=legend)
+
+
+def sample_rows(first, samples, values=None):
+    """One picture of many inputs (the training-time sample grids): per input a
+    row ``first`` | its N samples | their uncertainty map, all maps on one colour
+    scale (the largest std of the picture) so rows compare.
+
+    ``first``: (B, H', W', 3) uint8 (the input as the app shows it), ``samples``:
+    (B, n, H, W, 3) uint8, ``values``: the same samples as floats in 0-255 for the
+    std (default: ``samples``). Returns uint8 (height, width, 3)."""
+    from apps.common.images import make_grid
+
+    samples = np.asarray(samples)
+    values = samples if values is None else np.asarray(values)
+    stds = [std_map(v) for v in values]
+    vmax = max(scale_of(s) for s in stds)
+    rows = [[np.asarray(f)] + list(s) + [heat_map(std, vmax=vmax, legend=False)]
+            for f, s, std in zip(first, samples, stds)]
+    return make_grid(rows)

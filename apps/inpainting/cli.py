@@ -3,7 +3,8 @@ import sys
 import warnings
 from pathlib import Path
 
-from apps.common.sampling_args import add_sampling_arguments, check_sampling_arguments
+from apps.common.sampling_args import (add_sampling_arguments, check_sampling_arguments,
+                                       write_std_map)
 
 
 def add_command(sub):
@@ -46,6 +47,7 @@ def run(args):
     grid = write_image(out / f"{stem}_inpaint.png",
                        make_grid([[masked_view(rgb, mask)] + list(samples)]))
     print(f"wrote {grid}")
+    write_std_map(args, out / f"{stem}_std.png", samples)
     if args.save_samples:
         for i, s in enumerate(samples):
             write_image(out / f"{stem}_sample{i}.png", s)

@@ -28,3 +28,17 @@ def make_datasets(data_dir, cfg, seed=0):
     x, c = make_pair(center_crops(val_imgs, crop), np.random.default_rng([seed, 12345]))
     return train, FixedDataset(x, c, batch)
 
+
+def render_samples(c, samples):
+    """The per-epoch picture of ``cinn train`` (TensorBoard, ``samples/epoch-NNN.png``):
+    per validation input a row masked input (hole in white) | its completions | their
+    uncertainty map. ``c``: (B, H, W, 4) pre-filled image and mask, ``samples``:
+    (B, n, H, W, 3) residuals over the fill (only the hole is used)."""
+    from apps.common.uncertainty import sample_rows
+
+    c = np.asarray(c, np.float32)
+    known, hole = M.from_flow(c[..., :3]), c[..., 3] > 0.5
+    done = M.from_flow(np.asarray(samples, np.float32) + c[:, None, ..., :3])
+    done = np.where(hole[:, None, ..., None], done, known[:, None])
+    masked = np.where(hole[..., None], np.uint8(255), known)
+    return sample_rows(masked, done)

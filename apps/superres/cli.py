@@ -1,7 +1,8 @@
 """``cinn superres IMAGE [IMAGE...]``: many super-resolved versions of each image."""
 from pathlib import Path
 
-from apps.common.sampling_args import add_sampling_arguments, check_sampling_arguments
+from apps.common.sampling_args import (add_sampling_arguments, check_sampling_arguments,
+                                       write_std_map)
 
 SCALES = (4, 8)
 
@@ -41,6 +42,7 @@ def run(args):
         print(f"{path}: {lr.shape[1]}x{lr.shape[0]} -> {samples.shape[2]}x{samples.shape[1]}, "
               f"{len(samples)} samples at temperature {temperature:g}; grid "
               f"(bicubic | samples | mean) in {grid}")
+        write_std_map(args, out / f"{stem}_std.png", samples)
         if args.save_samples:
             for i, s in enumerate(samples):
                 write_image(out / f"{stem}_sample{i}.png", s)

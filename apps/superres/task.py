@@ -44,3 +44,21 @@ def make_datasets(data_dir, cfg, seed=0):
     x, c = pair(center_crops(val_imgs, crop), None)
     return train, FixedDataset(x, c, batch)
 
+
+def render_samples(c, samples):
+    """The per-epoch picture of ``cinn train`` (TensorBoard, ``samples/epoch-NNN.png``):
+    per validation input a row bicubic | its super-resolved samples | their uncertainty
+    map. ``c``: (B, h, w, 3) LR in [-0.5, 0.5], ``samples``: (B, n, h, w, 3(s*s-1))
+    detail coefficients."""
+    import numpy as np
+
+    from apps.common.uncertainty import sample_rows
+    from apps.superres.consistent import from_details
+    from apps.superres.resize import to_uint8, upscale
+
+    lr = np.asarray(c, np.float64)
+    det = np.asarray(samples, np.float64)
+    scale = int(round(np.sqrt(det.shape[-1] / lr.shape[-1] + 1)))
+    hr = (from_details(det, lr[:, None], scale) + 0.5) * 255.0
+    bicubic = to_uint8(upscale(np.rint((lr + 0.5) * 255.0).clip(0, 255), scale))
+    return sample_rows(bicubic, to_uint8(hr), hr)
