@@ -237,10 +237,11 @@ def test_train_then_evaluate_tiny(tmp_path, capsys):
                  "-n", "2", "--limit", "2", "--size", "16"]) == 0
     out = capsys.readouterr().out
     rows = [ln for ln in out.splitlines() if ln.startswith("| ")][2:]   # after the header
-    assert len(rows) == 3 and rows[0].startswith("| cINN") and rows[2].startswith("| grey")
+    assert len(rows) == 4 and rows[0].startswith("| cINN") and rows[3].startswith("| grey")
+    assert rows[1].startswith("| same flow") and rows[2].startswith("| L2 regressor")
     cinn_bpd = float(rows[0].split("|")[2])
     assert 0 < cinn_bpd < 20
-    grey = rows[2].split("|")
+    grey = rows[3].split("|")
     assert grey[2].strip() == "—" and grey[5].strip() == "0.00"
 
 

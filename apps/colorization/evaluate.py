@@ -1,11 +1,16 @@
 """``cinn evaluate colorization --data DIR``: the cINN against the grey baseline
-(ab = 0) and against the same flow trained without the condition.
+(ab = 0), the same flow trained without the condition, and the deterministic L2
+regressor on the same conditioning network (Ardizzone et al. 2019's baseline).
 
 Per image (colour images of the folder, cropped to a multiple of the network's
 size, or centre crops of ``--size``): held-out bits/dim of ab (1 Lab unit bins,
-uniform dequantisation), best-of-N PSNR and SSIM in RGB, the mean per-pixel std
-of ab across the N samples (diversity, Lab units) and the Hasler-Suesstrunk
-colourfulness of the samples next to the ground truth's.
+uniform dequantisation), best-of-N PSNR and SSIM in RGB, the mean PSNR and SSIM
+of single samples (the average over the N samples: what one draw gives), the mean
+per-pixel std of ab across the N samples (diversity, Lab units) and the
+Hasler-Suesstrunk colourfulness of the samples next to the ground truth's. The
+baselines are read from ``saved_models/colorization/`` (``colorization_uncond.keras``,
+``colorization_l2.keras``) when they exist; the regressor's one prediction counts as
+its best-of-N and single sample alike.
 """
 import sys
 import time
@@ -62,21 +67,81 @@ def score(model, rgb, n, temperature, seed):
     c, x = (np.asarray(ops.convert_to_numpy(t), "float32") for t in split_lab(rgb))
     ab = sample_ab(model, c, n, temperature, seed, compiled=True)
     samples = to_uint8(merge_lab(np.broadcast_to(c, (n,) + c.shape), ab))
+    psnrs, ssims = [psnr(s, rgb) for s in samples], [ssim(s, rgb) for s in samples]
     return {
         "bpd": bits_per_dim(model, x[None], c[None], seed),
-        "psnr": max(psnr(s, rgb) for s in samples),
-        "ssim": max(ssim(s, rgb) for s in samples),
+        "psnr": max(psnrs), "ssim": max(ssims),
         "diversity": float(np.mean(np.std(ab * 100.0, axis=0))) if n > 1 else 0.0,
         "colourfulness": float(np.mean([colourfulness(s) for s in samples])),
+        "psnr_single": float(np.mean(psnrs)), "ssim_single": float(np.mean(ssims)),
     }
+
+
+def score_regressor(model, rgb):
+    """Metrics of the deterministic L2 regressor on one image (a dict)."""
+    c, _ = split_lab(rgb)
+    c = np.asarray(ops.convert_to_numpy(c), "float32")
+    predict = _compiled(model, "predict_ab") or model.predict_ab
+    ab = np.asarray(ops.convert_to_numpy(predict(c[None])), "float32")[0]
+    pred = to_uint8(merge_lab(c, ab))
+    p, q = psnr(pred, rgb), ssim(pred, rgb)
+    return {"bpd": float("nan"), "psnr": p, "ssim": q, "diversity": 0.0,
+            "colourfulness": colourfulness(pred), "psnr_single": p, "ssim_single": q}
 
 
 def score_grey(rgb):
     c, _ = split_lab(rgb)
     c = np.asarray(ops.convert_to_numpy(c), "float32")
     grey = to_uint8(merge_lab(c, np.zeros(c.shape[:-1] + (2,), "float32")))
-    return {"bpd": float("nan"), "psnr": psnr(grey, rgb), "ssim": ssim(grey, rgb),
-            "diversity": 0.0, "colourfulness": colourfulness(grey)}
+    p, q = psnr(grey, rgb), ssim(grey, rgb)
+    return {"bpd": float("nan"), "psnr": p, "ssim": q, "diversity": 0.0,
+            "colourfulness": colourfulness(grey), "psnr_single": p, "ssim_single": q}
+
+
+NAMES = {"cinn": "cINN (L -> ab)", "uncond": "same flow, no condition",
+         "l2": "L2 regressor (same conditioning net)", "grey": "grey (ab = 0)"}
+
+
+def evaluate_images(model, images, n=8, temperature=1.0, seed=0, uncond=None, regressor=None,
+                    progress=False):
+    """Per-method lists of per-image metric dicts (keys of ``NAMES``; a baseline
+    whose model is ``None`` is left out)."""
+    rows = {"cinn": [], "uncond": [], "l2": [], "grey": []}
+    start = time.time()
+    for i, rgb in enumerate(images):
+        rows["cinn"].append(score(model, rgb, n, temperature, seed))
+        if uncond is not None:
+            rows["uncond"].append(score(uncond, rgb, n, temperature, seed))
+        if regressor is not None:
+            rows["l2"].append(score_regressor(regressor, rgb))
+        rows["grey"].append(score_grey(rgb))
+        if progress:
+            print(f"\r[cinn] {i + 1}/{len(images)} images, {time.time() - start:.0f} s",
+                  end="", file=sys.stderr, flush=True)
+    if progress:
+        print(file=sys.stderr)
+    return {k: v for k, v in rows.items() if v}
+
+
+def format_table(rows, gt_colour, missing=()):
+    """The Markdown table of ``evaluate_images``'s rows; ``missing``: (name, path) of
+    baselines without weights (a row saying so)."""
+    lines = ["| method | bits/dim (ab) | best-of-N PSNR | best-of-N SSIM | diversity (ab std) "
+             f"| colourfulness (GT {gt_colour:.1f}) | single-sample PSNR | single-sample SSIM |",
+             "|" + " --- |" * 8]
+    missing = dict(missing)
+    for key, name in NAMES.items():
+        if key in missing:
+            lines.append(f"| {name} | (no weights at {missing[key]}) | | | | | | |")
+            continue
+        if key not in rows:
+            continue
+        m = {k: float(np.mean([s[k] for s in rows[key]])) for k in rows[key][0]}
+        bpd = "—" if np.isnan(m["bpd"]) else f"{m['bpd']:.3f}"
+        lines.append(f"| {name} | {bpd} | {m['psnr']:.2f} dB | {m['ssim']:.4f} | "
+                     f"{m['diversity']:.2f} | {m['colourfulness']:.1f} | "
+                     f"{m['psnr_single']:.2f} dB | {m['ssim_single']:.4f} |")
+    return "\n".join(lines)
 
 
 def run(args):
@@ -85,8 +150,13 @@ def run(args):
         raise CinnError(f"-n must be at least 1, got {n}")
     temperature = 1.0 if args.temperature is None else float(args.temperature)
     model = load_model("colorization", args.weights)
-    uncond_path = default_weights("colorization", "uncond")
-    uncond = load_model("colorization", uncond_path) if uncond_path.exists() else None
+    baselines, missing = {}, []
+    for key in ("uncond", "l2"):
+        path = default_weights("colorization", key)
+        if path.exists():
+            baselines[key] = load_model("colorization", path)
+        else:
+            missing.append((key, path))
     images = load_colour_images(args.data, limit=args.limit)
     if args.size:
         images = list(center_crops(images, int(args.size)))
@@ -95,34 +165,13 @@ def run(args):
     if not images:
         raise CinnError(f"{args.data}: no colour image of at least {model.multiple}x"
                         f"{model.multiple} pixels")
-
-    rows = {"cINN (L -> ab)": [], "same flow, no condition": [], "grey (ab = 0)": []}
-    gt_colour = []
-    start = time.time()
-    for i, rgb in enumerate(images):
-        gt_colour.append(colourfulness(rgb))
-        rows["cINN (L -> ab)"].append(score(model, rgb, n, temperature, args.seed))
-        if uncond is not None:
-            rows["same flow, no condition"].append(score(uncond, rgb, n, temperature, args.seed))
-        rows["grey (ab = 0)"].append(score_grey(rgb))
-        print(f"\r[cinn] {i + 1}/{len(images)} images, {time.time() - start:.0f} s",
-              end="", file=sys.stderr, flush=True)
-    print(file=sys.stderr)
-
+    rows = evaluate_images(model, images, n, temperature, args.seed,
+                           uncond=baselines.get("uncond"), regressor=baselines.get("l2"),
+                           progress=True)
+    gt_colour = float(np.mean([colourfulness(rgb) for rgb in images]))
     size = f"{args.size}x{args.size} centre crops" if args.size else "full images"
     print(f"colorization on {args.data}: {len(images)} colour images ({size}), "
           f"N = {n} samples at temperature {temperature:g}, seed {args.seed}")
-    print(f"ground-truth colourfulness: {np.mean(gt_colour):.1f}")
-    head = ("| method | bits/dim (ab) | best-of-N PSNR | best-of-N SSIM | diversity (ab std) "
-            "| colourfulness (GT %.1f) |" % np.mean(gt_colour))
-    print(head)
-    print("|" + " --- |" * 6)
-    for name, scores in rows.items():
-        if not scores:
-            print(f"| {name} | (no weights at {uncond_path}) | | | | |")
-            continue
-        m = {k: float(np.mean([s[k] for s in scores])) for k in scores[0]}
-        bpd = "—" if np.isnan(m["bpd"]) else f"{m['bpd']:.3f}"
-        print(f"| {name} | {bpd} | {m['psnr']:.2f} dB | {m['ssim']:.4f} | "
-              f"{m['diversity']:.2f} | {m['colourfulness']:.1f} |")
+    print(f"ground-truth colourfulness: {gt_colour:.1f}")
+    print(format_table(rows, gt_colour, missing))
     return 0
