@@ -8,6 +8,7 @@ from keras import ops
 from cinn import blocks as B
 from cinn.blocks.base import fmt_shape
 from cinn.compile import compiled
+from cinn.reversible import check_backprop, run_segment
 
 LOG_2PI = math.log(2.0 * math.pi)
 
@@ -51,10 +52,14 @@ class ConditionalINN(keras.Model):
             training adds uniform dequantisation noise and ``bits_per_dim``
             reports discrete bits per dimension.
         seed: seed of the random parts of the initialisation (permutations).
+        backprop: ``"standard"`` or ``"inverse"``: backpropagation by inversion,
+            the flow keeps no activations for the backward pass and recomputes
+            them with the inverse (memory independent of depth; see
+            ``cinn.reversible``).
     """
 
     def __init__(self, x_shape, cond_shape=None, levels=({},), cond_net=None, upscale=1,
-                 clamp=2.0, bin_width=None, seed=None, **kwargs):
+                 clamp=2.0, bin_width=None, seed=None, backprop="standard", **kwargs):
         super().__init__(**kwargs)
         self.x_shape = tuple(x_shape)
         self.cond_shape = None if cond_shape is None else tuple(cond_shape)
@@ -63,6 +68,7 @@ class ConditionalINN(keras.Model):
         self.clamp = float(clamp)
         self.bin_width = None if bin_width is None else float(bin_width)
         self.seed = seed
+        self.backprop = check_backprop(backprop)
         self.image = len(self.x_shape) == 3
         self.cond_net = cond_net
         if not self.image and any(lv["downsample"] for lv in self.levels):
@@ -202,9 +208,13 @@ class ConditionalINN(keras.Model):
         log_det = ops.zeros((ops.shape(x)[0],), dtype=x.dtype)
         zs = []
         for layers, split, f in zip(self.flow_layers, self.split_layers, feats):
-            for layer in layers:
-                h, ld = layer(h, f)
+            if self.backprop == "inverse":  # no activations kept: see cinn.reversible
+                h, ld = run_segment(layers, h, f)
                 log_det = log_det + ld
+            else:
+                for layer in layers:
+                    h, ld = layer(h, f)
+                    log_det = log_det + ld
             if split is not None:
                 (h, z2), ld = split(h, f)
                 log_det = log_det + ld
@@ -392,6 +402,7 @@ class ConditionalINN(keras.Model):
             "clamp": self.clamp,
             "bin_width": self.bin_width,
             "seed": self.seed,
+            "backprop": self.backprop,
         }
 
     @classmethod
