@@ -15,8 +15,10 @@ size = the number of values of one ``x``)::
 Unconditional flows have the same signatures without ``condition`` (``sample``
 takes ``z [N, D]`` and returns ``x [N, ...]``). ``sample`` draws exactly what
 ``model.sample(c, n=N, z=reshape(z, [B * N, D]), temperature=t)`` draws;
-``sample_seeded`` draws ``z`` with ``tf.random.stateless_normal`` (seed
-``[seed, 0]``), so the same seed gives the same samples on every call.
+``sample_seeded`` draws ``z`` with ``tf.random.stateless_normal`` in blocks
+(seeds ``[seed, j]``, as ``model.sample`` does), so the same seed gives the same
+samples on every call. ``num_samples``, ``temperature`` and ``seed`` are checked
+against the ranges of ``cinn.sampling`` (an ``InvalidArgumentError`` otherwise).
 
 Apps add their own image-level signatures (``extra``, see
 ``apps/<app>/export.py``); ``cinn export APP`` writes both.
@@ -83,26 +85,42 @@ def decode_grouped(model, z, c=None, temperature=1.0):
     return tf.cast(tf.reshape(x, [bsz, n, *xs]), tf.float32)
 
 
-def stateless_normal(shape, seed):
-    """Standard normal noise from a scalar integer seed (same seed, same noise)."""
+def stateless_latents(count, size, seed):
+    """``count`` standard normal latents [count, size] from a scalar integer seed, as
+    ``model.sample`` draws them (``cinn.model._latents``): blocks of
+    ``latent_block(size)`` samples, block ``j`` drawn with the seed ``[seed, j]``.
+    The seed must lie in 0..``cinn.sampling.MAX_SEED`` (checked)."""
     import tensorflow as tf
 
-    seed = tf.stack([tf.cast(seed, tf.int64), tf.constant(0, tf.int64)])
-    return tf.random.stateless_normal(shape, seed=seed)
+    from cinn.model import LATENT_BLOCK_VALUES
+    from cinn.sampling import MAX_SEED
+
+    seed = tf.cast(seed, tf.int64)
+    size = tf.cast(size, tf.int32)
+    ok = (seed >= 0) & (seed <= MAX_SEED)
+    check = tf.debugging.Assert(ok, [f"seed must be an integer from 0 to {MAX_SEED}, got",
+                                     seed])
+    with tf.control_dependencies([check]):
+        block = tf.maximum(1, LATENT_BLOCK_VALUES // size)
+    blocks = (count + block - 1) // block
+    z = tf.map_fn(lambda j: tf.random.stateless_normal([block, size], seed=tf.stack([seed, j])),
+                  tf.range(tf.cast(blocks, tf.int64)), fn_output_signature=tf.float32)
+    return tf.reshape(z, [-1, size])[:count]
 
 
 def sample_with_seed(model, sample, condition, num_samples, temperature, seed):
-    """``(x [B, N, *x], z [B, N, D])`` with ``z`` from ``stateless_normal(seed)``,
+    """``(x [B, N, *x], z [B, N, D])`` with ``z`` from ``stateless_latents(seed)``,
     decoded by ``sample`` (the raw ``sample`` tf.function of ``raw_functions``, so
     the flow is traced once however many signatures use it).
 
     On the TensorFlow backend this is what ``model.sample(c, n, temperature,
     seed=seed)`` draws for a Python int ``seed`` (Keras' stateless normal with
-    seed ``[seed, 0]``), so the app signatures reproduce the command line."""
+    seeds ``[seed, j]``), so the app signatures reproduce the command line."""
     import tensorflow as tf
 
     size = tf.cast(latent_size(model, condition), tf.int32)
-    z = stateless_normal([tf.shape(condition)[0], num_samples, size], seed)
+    bsz = tf.shape(condition)[0]
+    z = tf.reshape(stateless_latents(bsz * num_samples, size, seed), [bsz, num_samples, size])
     return sample(condition, z, temperature)["x"], z
 
 
@@ -127,11 +145,18 @@ def pad_to_multiple(images, multiple):
 
 
 def check_sampling_args(num_samples, temperature):
-    """Graph-time checks of the sampling arguments of a serving signature."""
+    """Graph-time checks of the sampling arguments of a serving signature: the ranges
+    of ``cinn.sampling.check_sampling`` (the seed is checked where it is used)."""
     import tensorflow as tf
 
-    return [tf.debugging.assert_positive(num_samples, message="num_samples must be >= 1"),
-            tf.debugging.assert_non_negative(temperature, message="temperature must be >= 0")]
+    from cinn.sampling import MAX_SAMPLES, MAX_TEMPERATURE
+
+    return [tf.debugging.Assert((num_samples >= 1) & (num_samples <= MAX_SAMPLES), [
+                f"num_samples must be from 1 to {MAX_SAMPLES}, got", num_samples]),
+            tf.debugging.Assert(tf.math.is_finite(temperature) & (temperature >= 0)
+                                & (temperature <= MAX_TEMPERATURE), [
+                f"temperature must be a finite number from 0 to {MAX_TEMPERATURE:g}, got",
+                temperature])]
 
 
 def to_uint8(values, scale=255.0, offset=0.0):
@@ -172,6 +197,8 @@ def raw_functions(model):
 
         @fn([cspec, count, temp, seed_spec])
         def sample_seeded(condition, num_samples, temperature, seed):
+            with tf.control_dependencies(check_sampling_args(num_samples, temperature)):
+                num_samples = tf.identity(num_samples)
             x, z = sample_with_seed(model, sample, condition, num_samples, temperature, seed)
             return {"x": x, "z": z}
 
@@ -189,7 +216,9 @@ def raw_functions(model):
 
         @fn([count, temp, seed_spec])
         def sample_seeded(num_samples, temperature, seed):
-            z = stateless_normal([num_samples, latent_size(model)], seed)
+            with tf.control_dependencies(check_sampling_args(num_samples, temperature)):
+                num_samples = tf.identity(num_samples)
+            z = stateless_latents(num_samples, latent_size(model), seed)
             return {"x": sample(z, temperature)["x"], "z": z}
 
         @fn([xspec])

@@ -1,4 +1,5 @@
 """``ConditionalINN``: a multi-scale conditional normalizing flow as a Keras model."""
+import functools
 import math
 
 import keras
@@ -8,9 +9,48 @@ from keras import ops
 from cinn import blocks as B
 from cinn.blocks.base import fmt_shape
 from cinn.compile import compiled
+from cinn.sampling import check_sampling
 from cinn.reversible import check_backprop, run_segment
 
 LOG_2PI = math.log(2.0 * math.pi)
+#: ``sample_chunks``: values of x decoded per pass when no ``batch_size`` is given
+SAMPLE_PASS_VALUES = 2 ** 21
+#: latents are drawn in blocks of about this many values (see ``latent_block``)
+LATENT_BLOCK_VALUES = 2 ** 20
+
+
+def latent_block(dims):
+    """Samples per block of latents (each block one stateless draw): a function of
+    the size ``dims`` of one sample only, so chunking never changes a sample."""
+    return max(1, LATENT_BLOCK_VALUES // int(dims))
+
+
+def _one_by_one(decode, parts, feats):
+    """``decode`` applied to one sample at a time, the results concatenated."""
+    m = int(ops.shape(parts[0])[0])
+    if m == 1:
+        return decode(parts, feats)
+    return ops.concatenate([decode([p[i:i + 1] for p in parts],
+                                   [None if f is None else f[i:i + 1] for f in feats])
+                            for i in range(m)], axis=0)
+
+
+class _latents:
+    """Standard normal latents of ``dims`` values, handed out ``take(m)`` at a time;
+    block ``j`` of ``latent_block(dims)`` samples is drawn with the seed ``[seed, j]``
+    (Keras' ``SeedGenerator(seed)`` yields ``[seed, 0], [seed, 1], ...``)."""
+
+    def __init__(self, dims, seed):
+        self.dims, self.block = int(dims), latent_block(dims)
+        self.gen = None if seed is None else keras.random.SeedGenerator(int(seed))
+        self.buffer = np.zeros((0, self.dims), np.float32)
+
+    def take(self, m):
+        while len(self.buffer) < m:
+            z = keras.random.normal((self.block, self.dims), seed=self.gen)
+            self.buffer = np.concatenate([self.buffer, ops.convert_to_numpy(z)], axis=0)
+        out, self.buffer = self.buffer[:m], self.buffer[m:]
+        return out
 
 #: defaults of one level of the flow (see ``ConditionalINN``)
 LEVEL_DEFAULTS = {
@@ -247,9 +287,19 @@ class ConditionalINN(keras.Model):
 
     def decode(self, z, c=None):
         """``z -> x``, the inverse of ``encode``; ``z`` flat, shape (batch, dims)."""
-        z = ops.convert_to_tensor(z, dtype=self.compute_dtype)
+        return self.decode_and_log_det(z, c)[0]
+
+    def decode_and_log_det(self, z, c=None):
+        """``z -> (x, log|det dx/dz|)``: ``decode`` with the log-det of the map it
+        applies, shape (batch,), summed on the way (minus ``encode``'s log-det of
+        that ``x``, without a second pass)."""
         c = self._as_tensors(c)
-        xs = self.x_shape_for(c)
+        parts = self._latent_parts(z, self.x_shape_for(c))
+        return self._decode_parts_and_log_det(parts, self.condition_features(c))
+
+    def _latent_parts(self, z, xs):
+        """Flat ``z`` (batch, dims) -> one tensor per level (``latent_shapes(xs)``)."""
+        z = ops.convert_to_tensor(z, dtype=self.compute_dtype)
         parts = self.latent_shapes(xs)
         dims = [int(np.prod(p)) if all(isinstance(d, int) for d in p) else
                 math.prod(p) for p in parts]
@@ -262,14 +312,25 @@ class ConditionalINN(keras.Model):
         for p, n in zip(parts, dims):
             chunks.append(ops.reshape(z[:, offset:offset + n], (bsz,) + tuple(p)))
             offset = offset + n
-        feats = self.condition_features(c)
+        return chunks
+
+    def _decode_parts(self, parts, feats):
+        """The inverse pass from latent ``parts`` and per-level condition ``feats``
+        (already computed: ``sample`` reuses them for every chunk of samples)."""
+        return self._decode_parts_and_log_det(parts, feats)[0]
+
+    def _decode_parts_and_log_det(self, parts, feats):
+        chunks = list(parts)
         h = chunks.pop()
+        log_det = ops.zeros((ops.shape(h)[0],), dtype=h.dtype)
         for layers, split, f in reversed(list(zip(self.flow_layers, self.split_layers, feats))):
             if split is not None:
-                h, _ = split((h, chunks.pop()), f, inverse=True)
+                h, ld = split.inverse_and_log_det(split.join(h, chunks.pop()), f)
+                log_det = log_det + ld
             for layer in reversed(layers):
-                h, _ = layer(h, f, inverse=True)
-        return h
+                h, ld = layer.inverse_and_log_det(h, f)
+                log_det = log_det + ld
+        return h, log_det
 
     def call(self, inputs, training=False):
         """``(x, c) -> (z, log_det)``; dequantisation noise is added when training."""
@@ -321,34 +382,67 @@ class ConditionalINN(keras.Model):
         """Draw ``n`` samples per condition: shape (batch, n, *x_shape).
 
         ``z ~ N(0, temperature**2 I)`` unless ``z`` (flat, (batch * n, dims)) is
-        given. A fixed integer ``seed`` gives the same samples every time.
+        given. A fixed integer ``seed`` gives the same samples every time, however
+        they are chunked (``batch_size``: samples per pass; see ``sample_chunks``).
         """
+        chunks = list(self.sample_chunks(c, n, temperature, seed, z, batch_size))
+        xs = tuple(chunks[0].shape[1:])
+        bsz = 1 if c is None else int(ops.shape(c)[0])
+        return ops.reshape(ops.concatenate(chunks, axis=0) if len(chunks) > 1 else chunks[0],
+                           (bsz, n) + xs)
+
+    def sample_chunks(self, c=None, n=1, temperature=1.0, seed=None, z=None, batch_size=None):
+        """The samples of ``sample`` as a generator of chunks ``(m, *x_shape)``, sample
+        ``k = b * n + i`` (``i``-th sample of condition ``b``) in order: memory for
+        ``batch_size`` samples at a time, not ``n``.
+
+        The conditioning network runs once per condition; each chunk reuses its
+        features. ``batch_size=None`` picks the chunk from the size of one sample
+        (about ``SAMPLE_PASS_VALUES`` values per pass; one sample for large images).
+        With an integer ``seed`` the latents come in blocks of ``latent_block(dims)``
+        samples, block ``j`` drawn with the stateless seed ``[seed, j]``: a sample
+        depends on the seed and its index only, not on ``batch_size`` (nor on ``n``
+        for the first condition). ``n``, ``temperature`` and ``seed`` are checked by
+        ``cinn.sampling.check_sampling``.
+        """
+        n, temperature, seed = check_sampling(n, temperature, seed)
         if c is None:
             if self.cond_shape is not None:
                 raise ValueError(f"a condition of shape {fmt_shape((None,) + self.cond_shape)}"
                                  " is needed")
-            bsz, c_rep = 1, None
-            xs = self.x_shape
+            bsz, xs = 1, self.x_shape
         else:
-            c = ops.convert_to_tensor(c, dtype=self.compute_dtype)
+            c = self._as_tensors(c)
             self._check_condition(c)
-            bsz = ops.shape(c)[0]
-            c_rep = ops.repeat(c, n, axis=0)
+            bsz = int(ops.shape(c)[0])
             xs = self.x_shape_for(c)
-        dims = math.prod(int(d) for d in xs)
-        if z is None:
-            z = keras.random.normal((bsz * n, dims), seed=seed)
-        z = ops.convert_to_tensor(z, dtype=self.compute_dtype) * temperature
+        xs = tuple(int(d) for d in xs)
+        dims, total = math.prod(xs), bsz * n
+        if z is not None:
+            z = ops.convert_to_tensor(z, dtype=self.compute_dtype)
+            if tuple(z.shape) != (total, dims):
+                raise ValueError(f"z must have shape ({total}, {dims}), got {tuple(z.shape)}")
+        feats = self.condition_features(c)
+        if batch_size is None:
+            batch_size = max(1, SAMPLE_PASS_VALUES // dims)
+        batch_size = max(1, int(batch_size))
         # JAX runs op by op when eager, compiling each op for each new shape: one
         # jit-compiled decode is many times faster there. TensorFlow eager is fine.
-        decode = compiled(self, "decode") if keras.backend.backend() == "jax" else self.decode
-        if batch_size is None or bsz * n <= batch_size:
-            x = decode(z, c_rep)
-        else:
-            x = ops.concatenate([
-                decode(z[i:i + batch_size], None if c_rep is None else c_rep[i:i + batch_size])
-                for i in range(0, bsz * n, batch_size)], axis=0)
-        return ops.reshape(x, (bsz, n) + tuple(xs))
+        # XLA's CPU convolutions round differently for different batch sizes, so on
+        # JAX every sample is decoded on its own (a chunk changes no result).
+        decode = self._decode_parts
+        if keras.backend.backend() == "jax":
+            decode = functools.partial(_one_by_one, compiled(self, "_decode_parts"))
+        noise = None if z is not None else _latents(dims, seed)
+        for k0 in range(0, total, batch_size):
+            m = min(batch_size, total - k0)
+            zc = z[k0:k0 + m] if z is not None else noise.take(m)
+            zc = ops.convert_to_tensor(zc, dtype=self.compute_dtype) * temperature
+            rows = [k // n for k in range(k0, k0 + m)]
+            fc = [None if f is None else
+                  (ops.repeat(f, m, axis=0) if bsz == 1 else ops.take(f, rows, axis=0))
+                  for f in feats]
+            yield decode(self._latent_parts(zc, xs), fc)
 
     def _check_condition(self, c):
         spec = self.cond_shape
