@@ -5,7 +5,10 @@ cropped) of single samples (averaged over the ``-n`` samples of every image) at
 the given temperature, of the mean of the samples and of the bicubic baseline;
 LR-consistency (PSNR between the bicubic downscale of each uint8 sample and the
 LR input, RGB); diversity (per-pixel std across the samples, RGB, 0-255 units,
-averaged). LR images are ``imresize(HR, 1/scale)`` (``apps.superres.resize``).
+averaged); the NTIRE 2021 "Learning the SR space" diversity score of
+``--diversity-samples`` samples (``diversity_score``); and the quality/diversity
+curve: PSNR-Y of one sample per image at each of ``--temperatures``.
+LR images are ``imresize(HR, 1/scale)`` (``apps.superres.resize``).
 """
 import time
 from pathlib import Path
@@ -61,8 +64,42 @@ def datasets(folder):
     return subs
 
 
-def evaluate_folder(model, folder, n=8, temperature=0.9, seed=0, limit=None, size=None):
-    """Mean metrics over the images of one folder (a dict)."""
+def diversity_score(samples, hr, patch=16):
+    """The NTIRE 2021 "Learning the Super-Resolution Space" diversity score of the
+    samples of one image, in percent: ``(global best - local best) / global best x 100``.
+
+    The challenge (Lugmayr et al. 2021; ``measure.py`` of its toolkit) draws 10
+    samples, computes a dense distance map between each sample and the ground truth
+    (spatial LPIPS), takes as *global best* the lowest mean distance of a whole
+    sample and as *local best* the mean over positions of the lowest distance at
+    that position among the samples. LPIPS needs pretrained AlexNet weights that
+    this package cannot ship or download, so here the distance is the squared
+    error (RGB, 0-255, the uint8 samples, no border cropped, as in the challenge)
+    pooled over non-overlapping ``patch`` x ``patch`` patches of the HR image
+    (16 x 16; the last row and column of patches may be smaller): *global best* is
+    the MSE of the best sample (the one of highest PSNR), *local best* the MSE of
+    the image assembled from the best sample of each patch, so
+    ``score = (1 - 10 ** ((PSNR_global - PSNR_local) / 10)) x 100``. 0 when all
+    samples are equal (a deterministic method) or a sample is exact; it grows when
+    different samples are right in different places. Patches keep it from rewarding
+    per-pixel noise, which a per-pixel minimum over 10 noisy samples would.
+    """
+    err = np.mean((np.asarray(samples, np.float64) - np.asarray(hr, np.float64)) ** 2, axis=-1)
+    _, h, w = err.shape
+    sums = np.add.reduceat(np.add.reduceat(err, np.arange(0, h, patch), axis=1),
+                           np.arange(0, w, patch), axis=2)          # (n, patches_y, patches_x)
+    global_best = float(sums.sum(axis=(1, 2)).min() / (h * w))  # same sums: exact 0 for
+    local_best = float(sums.min(axis=0).sum() / (h * w))          # equal samples
+    return 0.0 if global_best == 0 else max(0.0, (global_best - local_best) / global_best * 100)
+
+
+def evaluate_folder(model, folder, n=8, temperature=0.9, seed=0, limit=None, size=None,
+                    temperatures=(), diversity_samples=0):
+    """Mean metrics over the images of one folder (a dict). With ``diversity_samples``
+    (NTIRE: 10) also ``ntire_diversity`` (``diversity_score``; ``max(n,
+    diversity_samples)`` samples are drawn at ``temperature``, the first ``n`` make
+    the other columns); with ``temperatures`` also ``psnr_t<T>`` per temperature: the
+    PSNR-Y of one sample per image (seed ``seed + image index``)."""
     s = model.scale
     rows = []
     for i, path in enumerate(list_images(folder)[:limit]):
@@ -74,22 +111,33 @@ def evaluate_folder(model, folder, n=8, temperature=0.9, seed=0, limit=None, siz
             continue
         hr = hr[:hh, :ww]
         lr = make_lr(hr, s)
-        samples = infer.upscale(model, lr, n, temperature, seed + i)
+        drawn = infer.upscale(model, lr, max(n, int(diversity_samples)), temperature, seed + i)
+        samples = drawn[:n]
         bic = infer.bicubic(lr, s)
         single = [y_metrics(x, hr, s) for x in samples]
         mean = infer.to_uint8(samples.astype(np.float64).mean(axis=0))
-        rows.append({
+        row = {
             "psnr": np.mean([p for p, _ in single]), "ssim": np.mean([q for _, q in single]),
             "psnr_mean": y_metrics(mean, hr, s)[0],
             "psnr_bicubic": y_metrics(bic, hr, s)[0], "ssim_bicubic": y_metrics(bic, hr, s)[1],
             "lr_psnr": np.mean([psnr(downscale(x.astype(np.float64), s), lr) for x in samples]),
             "diversity": float(samples.astype(np.float64).std(axis=0).mean()) if n > 1 else 0.0,
-        })
+        }
+        if diversity_samples:
+            row["ntire_diversity"] = diversity_score(drawn[:int(diversity_samples)], hr)
+        for t in temperatures:
+            x = infer.upscale(model, lr, 1, float(t), seed + i)[0]
+            row[temperature_key(t)] = y_metrics(x, hr, s)[0]
+        rows.append(row)
     if not rows:
         raise CinnError(f"{folder}: no image large enough for {s}x evaluation")
     out = {k: float(np.mean([r[k] for r in rows])) for k in rows[0]}
     out["images"] = len(rows)
     return out
+
+
+def temperature_key(t):
+    return f"psnr_t{float(t):g}"
 
 
 COLUMNS = [("images", "images", "{:d}"), ("psnr", "PSNR-Y", "{:.2f}"),
@@ -100,29 +148,53 @@ COLUMNS = [("images", "images", "{:d}"), ("psnr", "PSNR-Y", "{:.2f}"),
 
 
 def format_table(results):
-    head = "| dataset | " + " | ".join(c[1] for c in COLUMNS) + " |"
-    lines = [head, "|" + " --- |" * (len(COLUMNS) + 1)]
+    columns = list(COLUMNS)
+    if all("ntire_diversity" in r for _, r in results):
+        columns.append(("ntire_diversity", "NTIRE diversity (%)", "{:.2f}"))
+    head = "| dataset | " + " | ".join(c[1] for c in columns) + " |"
+    lines = [head, "|" + " --- |" * (len(columns) + 1)]
     for name, r in results:
         lines.append(f"| {name} | " + " | ".join(
-            fmt.format(int(r[k]) if k == "images" else r[k]) for k, _, fmt in COLUMNS) + " |")
+            fmt.format(int(r[k]) if k == "images" else r[k]) for k, _, fmt in columns) + " |")
+    return "\n".join(lines)
+
+
+def format_curve(results, temperatures):
+    """PSNR-Y of single samples per temperature (one sample per image), and bicubic."""
+    head = ("| dataset | " + " | ".join(f"T = {float(t):g}" for t in temperatures)
+            + " | bicubic |")
+    lines = [head, "|" + " --- |" * (len(temperatures) + 2)]
+    for name, r in results:
+        lines.append(f"| {name} | " + " | ".join(
+            f"{r[temperature_key(t)]:.2f}" for t in temperatures) + f" | {r['psnr_bicubic']:.2f} |")
     return "\n".join(lines)
 
 
 def run(args):
-    """``cinn evaluate superres``: prints a Markdown table."""
+    """``cinn evaluate superres``: prints Markdown tables."""
     model = infer.load(args.weights, args.scale)
     temperature = infer.DEFAULT_TEMPERATURE if args.temperature is None else args.temperature
     if args.num_samples < 1:
         raise CinnError(f"-n must be at least 1, got {args.num_samples}")
+    temperatures = list(getattr(args, "temperatures", None) or [])
+    div = int(getattr(args, "diversity_samples", 0) or 0)
+    if div == 1 or div < 0:
+        raise CinnError(f"--diversity-samples must be 0 (off) or at least 2, got {div}")
+    if any(not t >= 0 for t in temperatures):
+        raise CinnError(f"--temperatures must be >= 0, got {temperatures}")
     print(f"# superres {args.scale}x: {args.num_samples} samples per image at temperature "
           f"{temperature:g}, seed {args.seed}; Y-channel metrics with a {args.scale}-pixel "
-          "border cropped", flush=True)
+          "border cropped" + (f"; NTIRE diversity score of {div} samples (squared error "
+                              "over 16x16 patches, RGB)" if div else ""), flush=True)
     results = []
     for name, folder in datasets(args.data):
         t = time.time()
         r = evaluate_folder(model, folder, args.num_samples, temperature, args.seed,
-                            args.limit, args.size)
+                            args.limit, args.size, temperatures, div)
         results.append((name, r))
         print(f"# {name}: {r['images']} images in {time.time() - t:.0f} s", flush=True)
     print(format_table(results))
+    if temperatures:
+        print(f"\n# PSNR-Y of one sample per image at each temperature ({args.scale}x)")
+        print(format_curve(results, temperatures))
     return 0
