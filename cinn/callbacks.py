@@ -12,6 +12,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
+from cinn.distribute import current_is_chief
 from cinn.errors import CinnError
 
 
@@ -153,12 +154,6 @@ class Checkpoints:
         for p in self._paths(step):
             if p.exists():
                 os.replace(p, p.with_name(p.name + ".corrupt"))
-
-
-def current_is_chief():
-    from cinn.distribute import current_is_chief as chief
-
-    return chief()
 
 
 class StepCounter(keras.callbacks.Callback):

@@ -29,6 +29,7 @@ import sys
 
 import keras
 
+from cinn import _keras_compat
 from cinn.errors import CinnError
 
 STRATEGIES = ("auto", "one", "mirrored", "multiworker")
@@ -113,15 +114,6 @@ def tf_config():
     return cfg
 
 
-def _tf_is_chief(cfg):
-    if cfg is None:
-        return True
-    task = cfg["task"]
-    if "chief" in cfg["cluster"]:
-        return task["type"] == "chief"
-    return task["type"] == "worker" and int(task["index"]) == 0
-
-
 def _tensorflow(name, devices):
     import tensorflow as tf
 
@@ -140,14 +132,14 @@ def _tensorflow(name, devices):
             devices = gpus or (cpus if len(cpus) > 1 else cpus[:1])
         strategy = tf.distribute.MirroredStrategy(devices=list(devices))
         return Distribution("mirrored", strategy.num_replicas_in_sync, strategy,
-                            devices=devices)
+                            is_chief=strategy_is_chief(strategy), devices=devices)
     # multiworker
     if cfg is None:
         raise CinnError("--strategy multiworker needs the TF_CONFIG environment variable "
                         "(the cluster's workers and this process's index; see README)")
     strategy = tf.distribute.MultiWorkerMirroredStrategy()
     return Distribution("multiworker", strategy.num_replicas_in_sync, strategy,
-                        is_chief=_tf_is_chief(cfg),
+                        is_chief=strategy_is_chief(strategy),
                         devices=[f"worker {cfg['task']['index']} of {n_workers}"])
 
 
@@ -168,91 +160,61 @@ def _jax(name, devices):
     return Distribution("data_parallel", len(devices), dp, devices=devices)
 
 
-# -- helpers for callbacks ----------------------------------------------------------
-def current_is_chief():
-    """Whether this process should write checkpoints and logs: ``False`` only on
-    a non-chief worker of a TensorFlow multi-worker strategy in scope."""
+# -- helpers for training and callbacks ---------------------------------------------
+def _tf_strategy_in_scope():
+    """The ``tf.distribute`` strategy in scope, or ``None`` (no TensorFlow backend,
+    TensorFlow not imported, or no strategy)."""
     if "tensorflow" not in sys.modules or keras.backend.backend() != "tensorflow":
-        return True
+        return None
     import tensorflow as tf
 
-    if not tf.distribute.has_strategy():
-        return True
-    strategy = tf.distribute.get_strategy()
-    resolver = getattr(strategy, "cluster_resolver", None)
-    if resolver is None or not getattr(strategy.extended, "_in_multi_worker_mode",
-                                       lambda: False)():
-        return True
-    task_type, task_id = resolver.task_type, resolver.task_id
-    if task_type is None:
-        return True
-    if task_type == "chief":
-        return True
-    spec = resolver.cluster_spec().as_dict()
-    return "chief" not in spec and task_type == "worker" and int(task_id or 0) == 0
+    return tf.distribute.get_strategy() if tf.distribute.has_strategy() else None
+
+
+def strategy_is_chief(strategy):
+    """Whether this process, under ``strategy``, is the one that writes checkpoints and
+    logs: the one rule of cinn. TensorFlow decides it
+    (``strategy.extended.should_checkpoint``): under a multi-worker strategy, the task
+    of type ``chief``, else worker 0; every other strategy has one process."""
+    return True if strategy is None else bool(strategy.extended.should_checkpoint)
+
+
+def current_is_chief():
+    """Whether this process should write checkpoints and logs (``strategy_is_chief``
+    of the strategy in scope; ``True`` without one)."""
+    return strategy_is_chief(_tf_strategy_in_scope())
 
 
 def in_multi_worker():
-    """Whether a TensorFlow multi-worker strategy is in scope."""
-    if "tensorflow" not in sys.modules or keras.backend.backend() != "tensorflow":
+    """Whether a TensorFlow ``MultiWorkerMirroredStrategy`` over several workers is in
+    scope (it has more replicas than this process has devices)."""
+    strategy = _tf_strategy_in_scope()
+    if strategy is None:
         return False
     import tensorflow as tf
 
-    if not tf.distribute.has_strategy():
-        return False
-    extended = tf.distribute.get_strategy().extended
-    return bool(getattr(extended, "_in_multi_worker_mode", lambda: False)())
+    return (isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
+            and strategy.num_replicas_in_sync > len(strategy.extended.worker_devices))
+
+
+def scale_loss_for_replicas(loss):
+    """``loss / num_replicas`` under a TensorFlow strategy with several replicas (each
+    replica's gradients are summed), else ``loss``."""
+    strategy = _tf_strategy_in_scope()
+    n = 1 if strategy is None else strategy.num_replicas_in_sync
+    if n == 1:
+        return loss
+    return keras.ops.multiply(loss, keras.ops.cast(1.0 / n, loss.dtype))
 
 
 def prepare_for_fit(model):
-    """Work around a Keras 3 bug under ``MultiWorkerMirroredStrategy``.
-
-    Before fitting, Keras reduces the first (nested) batch across workers to
-    build the model symbolically, which fails with "Attempt to convert a value
-    (PerReplica ...)". A ``ConditionalINN`` is built when constructed, so that
-    step only has to build the optimizer: build it here and skip the reduce.
-    And Keras averages each step's (scalar) logs across workers with
-    ``reduce("MEAN", v, axis=0)``, which fails on scalars: average them with
-    ``axis=None`` instead (``_patch_multi_worker_mean``).
-    Call inside the strategy scope, after ``compile``.
-    """
-    if not in_multi_worker():
-        return model
-    import types
-
-    _patch_multi_worker_mean()
-
-    if model.optimizer is not None and not model.optimizer.built:
-        model.optimizer.build(model.trainable_variables)
-
-    def _maybe_symbolic_build(self, iterator=None, data_batch=None):
-        if not all(layer.built for layer in self._flatten_layers()):
-            raise ValueError("under a multi-worker strategy the model must be built "
-                             "before training")
-        if self.optimizer is not None and not self.optimizer.built:
-            with self.distribute_strategy.scope():
-                self.optimizer.build(self.trainable_variables)
-
-    model._maybe_symbolic_build = types.MethodType(_maybe_symbolic_build, model)
+    """Let ``model.fit`` run under a TensorFlow multi-worker strategy, whose start
+    Keras cannot handle by itself (``cinn._keras_compat.skip_symbolic_build``; the
+    step logs are handled by ``ConditionalINN.compute_metrics``). Call inside the
+    strategy scope, after ``compile``; a no-op otherwise."""
+    if in_multi_worker():
+        _keras_compat.skip_symbolic_build(model)
     return model
-
-
-def _patch_multi_worker_mean():
-    from keras.src.backend.tensorflow import trainer as tf_trainer
-
-    original = tf_trainer.reduce_per_replica
-    if getattr(original, "_cinn", False):
-        return
-
-    def reduce_per_replica(values, strategy, reduction):
-        if reduction in ("auto", "mean") and tf_trainer._collective_all_reduce_multi_worker(
-                strategy):
-            return keras.tree.map_structure(
-                lambda v: strategy.reduce("MEAN", v, axis=None), values)
-        return original(values, strategy, reduction)
-
-    reduce_per_replica._cinn = True
-    tf_trainer.reduce_per_replica = reduce_per_replica
 
 
 def clip_after_all_reduce(optimizer):
@@ -261,30 +223,11 @@ def clip_after_all_reduce(optimizer):
     Under a TensorFlow strategy, Keras clips each replica's share of the
     gradient before summing them over replicas, so ``clipnorm`` and
     ``global_clipnorm`` would act differently than on one device. This moves
-    the clipping after the all-reduce (TensorFlow backend; on JAX the gradient
-    is already the global one). The optimizer's config is unchanged.
+    the clipping after the all-reduce (``cinn._keras_compat.clip_after_all_reduce``;
+    TensorFlow backend only: on JAX the gradient is already the global one). The
+    optimizer's config is unchanged.
     """
     if keras.backend.backend() != "tensorflow" or not (
             optimizer.clipnorm or optimizer.global_clipnorm or optimizer.clipvalue):
         return optimizer
-    import tensorflow as tf
-
-    clip, reduce = optimizer._clip_gradients, optimizer._all_reduce_sum_gradients
-
-    def several_replicas():
-        ctx = tf.distribute.get_replica_context()
-        return ctx is not None and ctx.num_replicas_in_sync > 1
-
-    def _clip_gradients(grads):
-        return grads if several_replicas() else clip(grads)
-
-    def _all_reduce_sum_gradients(grads_and_vars):
-        reduced = reduce(grads_and_vars)
-        if not several_replicas():
-            return reduced
-        grads = clip([g for g, _ in reduced])
-        return [(g, v) for g, (_, v) in zip(grads, reduced)]
-
-    optimizer._clip_gradients = _clip_gradients
-    optimizer._all_reduce_sum_gradients = _all_reduce_sum_gradients
-    return optimizer
+    return _keras_compat.clip_after_all_reduce(optimizer)

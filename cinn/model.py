@@ -7,9 +7,12 @@ import numpy as np
 from keras import ops
 
 from cinn import blocks as B
+from cinn._keras_compat import logs_for_multi_worker_reduce
 from cinn.blocks.base import fmt_shape
 from cinn.compile import compiled
+from cinn.distribute import in_multi_worker, scale_loss_for_replicas
 from cinn.sampling import check_sampling
+from cinn.subnets import check_subnet
 from cinn.reversible import check_backprop, run_segment
 
 LOG_2PI = math.log(2.0 * math.pi)
@@ -70,7 +73,9 @@ def _level(spec):
     if unknown:
         raise ValueError(f"unknown level option(s) {sorted(unknown)}; "
                          f"known: {sorted(LEVEL_DEFAULTS)}")
-    return {**LEVEL_DEFAULTS, **spec}
+    spec = {**LEVEL_DEFAULTS, **spec}
+    spec["subnet"] = check_subnet(spec["subnet"])
+    return spec
 
 
 @keras.saving.register_keras_serializable(package="cinn")
@@ -256,8 +261,9 @@ class ConditionalINN(keras.Model):
                     h, ld = layer(h, f)
                     log_det = log_det + ld
             if split is not None:
-                (h, z2), ld = split(h, f)
+                y, ld = split.forward_and_log_det(h, f)
                 log_det = log_det + ld
+                h, z2 = split.separate(y)
                 zs.append(ops.reshape(z2, (ops.shape(z2)[0], -1)))
         zs.append(ops.reshape(h, (ops.shape(h)[0], -1)))
         return ops.concatenate(zs, axis=1), log_det
@@ -362,8 +368,6 @@ class ConditionalINN(keras.Model):
         return -self.nll(z, log_det)
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
-        from keras.src.losses.loss import scale_loss_for_distribution
-
         z, log_det = y_pred
         bpd = self.bits_per_dim(z, log_det)
         if sample_weight is not None:
@@ -375,7 +379,13 @@ class ConditionalINN(keras.Model):
             loss = loss + ops.sum(ops.stack(self.losses))
         # Under tf.distribute every replica's loss is summed: divide by the
         # replica count so the gradient (and the logged loss) match one device.
-        return scale_loss_for_distribution(loss)
+        return scale_loss_for_replicas(loss)
+
+    def compute_metrics(self, x, y, y_pred, sample_weight=None):
+        logs = super().compute_metrics(x, y, y_pred, sample_weight=sample_weight)
+        if in_multi_worker():  # Keras cannot average scalar logs over workers
+            logs = logs_for_multi_worker_reduce(logs)
+        return logs
 
     # -- sampling ---------------------------------------------------------------
     def sample(self, c=None, n=1, temperature=1.0, seed=None, z=None, batch_size=None):

@@ -75,28 +75,79 @@ class DenseSubnet(keras.layers.Layer):
 _TRUNKS = {"conv": ConvSubnet, "dense": DenseSubnet}
 
 
-def make_subnet(spec, rank, name=None):
-    """Build a trunk from a spec.
+def check_subnet(spec):
+    """The subnet argument of a block in its stored form, or a ``ValueError``.
 
-    ``spec`` is a layer, ``None`` (conv for images, dense for vectors, 64 wide),
-    a spec dict ``{"type": "conv"|"dense", **kwargs}`` or a serialized layer.
+    Accepted: ``None`` (conv for images, dense for vectors, 64 wide), a spec dict
+    ``{"type": "conv"|"dense", **kwargs}``, a serialized layer (a dict with
+    ``"class_name"``: every block builds its own copy), or a factory
+    ``make(c_in, c_out) -> Layer`` (FrEIA's ``subnet_constructor``): a function or
+    class registered with ``keras.saving.register_keras_serializable``, stored as
+    ``{"factory": "<registered name>"}`` so that ``.keras`` files round-trip. Each
+    block calls it once for a trunk of its own.
+
+    Not accepted: a ``Layer`` instance. Every block of a level would share that
+    one layer (and its weights), and after a ``.keras`` reload each block would
+    get a separate copy, so the reloaded model would not be the saved one.
     """
+    if spec is None:
+        return None
     if isinstance(spec, keras.layers.Layer):
-        return spec
-    spec = dict(spec or {})
+        raise ValueError(
+            f"a subnet must not be a Layer instance ({type(spec).__name__}): every block "
+            "would share it, and a .keras reload would give each block its own copy. Pass "
+            'a spec dict such as {"type": "conv", "hidden": 64} or a registered factory '
+            "make(c_in, c_out) -> Layer (keras.saving.register_keras_serializable)")
+    if callable(spec):
+        name = keras.saving.get_registered_name(spec)
+        if keras.saving.get_registered_object(name) is not spec:
+            raise ValueError(
+                f"the subnet factory {getattr(spec, '__qualname__', spec)!r} is not "
+                "registered: decorate it with "
+                "@keras.saving.register_keras_serializable(package=...) so that saved "
+                "models can rebuild their subnets")
+        return {"factory": name}
+    if not isinstance(spec, dict):
+        raise ValueError(f"a subnet must be None, a spec dict or a registered factory "
+                         f"make(c_in, c_out), got {type(spec).__name__}")
+    spec = dict(spec)
+    if "factory" in spec:
+        if set(spec) != {"factory"}:
+            raise ValueError(f"a factory subnet spec has the one key 'factory', got {spec}")
+        if keras.saving.get_registered_object(spec["factory"]) is None:
+            raise ValueError(f"unknown subnet factory {spec['factory']!r}: import the "
+                             "module that registers it before building or loading")
+    elif "class_name" not in spec:
+        kind = spec.get("type", "conv")
+        if kind not in _TRUNKS:
+            raise ValueError(f"unknown subnet type {kind!r}; expected one of {sorted(_TRUNKS)}")
+    return spec
+
+
+def make_subnet(spec, rank, c_in, c_out, name=None):
+    """A new trunk for one block from a subnet argument (see ``check_subnet``).
+
+    ``c_in``: channels of the trunk's input (the block's features and condition),
+    ``c_out``: what the block needs from ``AffineParams`` (log-scales and shifts),
+    passed on to a factory ``make(c_in, c_out)``; the zero-initialised projection
+    after the trunk maps whatever the trunk returns to ``c_out`` channels.
+    """
+    spec = check_subnet(spec) or {}
+    if "factory" in spec:
+        layer = keras.saving.get_registered_object(spec["factory"])(c_in, c_out)
+        if not isinstance(layer, keras.layers.Layer):
+            raise ValueError(f"the subnet factory {spec['factory']!r} must return a Layer, "
+                             f"got {type(layer).__name__}")
+        return layer
     if "class_name" in spec:
         return keras.saving.deserialize_keras_object(spec)
     kind = spec.pop("type", "conv" if rank == 4 else "dense")
-    if kind not in _TRUNKS:
-        raise ValueError(f"unknown subnet type {kind!r}; expected one of {sorted(_TRUNKS)}")
     return _TRUNKS[kind](name=name, **spec)
 
 
 def subnet_config(spec):
     """The JSON-able form of a subnet argument (for ``get_config``)."""
-    if isinstance(spec, keras.layers.Layer):
-        return keras.saving.serialize_keras_object(spec)
-    return None if spec is None else dict(spec)
+    return check_subnet(spec)
 
 
 @register
@@ -111,13 +162,14 @@ class AffineParams(keras.layers.Layer):
         super().__init__(**kwargs)
         self.channels = int(channels)
         self.clamp = float(clamp)
-        self._subnet_arg = subnet
+        self._subnet_arg = check_subnet(subnet)
         self.trunk = None
         self.proj = None
 
     def build(self, input_shape):
         rank = len(input_shape)
-        self.trunk = make_subnet(self._subnet_arg, rank, name="trunk")
+        self.trunk = make_subnet(self._subnet_arg, rank, input_shape[-1], 2 * self.channels,
+                                 name="trunk")
         if rank == 4:
             self.proj = keras.layers.Conv2D(
                 2 * self.channels, 3, padding="same", kernel_initializer="zeros",

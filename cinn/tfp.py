@@ -3,8 +3,11 @@
 ``as_distribution(model, condition)`` is ``p(x | condition)`` as a
 ``tfp.distributions.TransformedDistribution``: a standard normal over the flat
 latent ``z`` (event shape ``[D]``, batch shape ``[B]``) pushed through
-``FlowBijector``, whose forward map is the flow's ``decode`` and whose inverse is
-``encode`` (inverse log-det-Jacobian = encode's ``log_det``). So::
+``FlowBijector``, whose forward map is the flow's ``decode_and_log_det`` (forward
+log-det-Jacobian = its ``log_det``) and whose inverse is ``encode`` (inverse
+log-det-Jacobian = encode's ``log_det``). Each direction runs the flow once: a
+sample's density (``dist.experimental_sample_and_log_prob``) is not encoded again.
+So::
 
     dist = as_distribution(model, c)       # c: [B, h, w, c_ch]
     dist.batch_shape, dist.event_shape     # [B], [H, W, C]
@@ -47,7 +50,8 @@ class FlowBijector(tfb.Bijector):
         xs = model.x_shape if self.condition is None else model.x_shape_for(self.condition)
         self._x_event = tuple(xs)
         self._latent = latent_size(model, self.condition)
-        self._memo = None  # (y, z, log_det) of the last inverse: one encode per log_prob
+        self._memo = None  # (x, z, log_det) of the last inverse: one encode per log_prob
+        self._memo_fwd = None  # (z, x, log_det) of the last forward: one decode
         super().__init__(forward_min_event_ndims=1, inverse_min_event_ndims=len(xs),
                          is_constant_jacobian=False, validate_args=validate_args,
                          dtype=dtype, name=name)
@@ -101,11 +105,23 @@ class FlowBijector(tfb.Bijector):
         lead = tf.broadcast_dynamic_shape(lead, tf.shape(self.condition)[:1])
         return tf.broadcast_to(t, tf.concat([lead, shape[tf.rank(t) - event_rank:]], 0))
 
+    def _decode(self, z):
+        memo = self._memo_fwd
+        if memo is not None and memo[0] is z:
+            return memo[1], memo[2]
+        zb = self._with_batch(tf.cast(z, self.dtype), 1)
+        flat, lead = _flatten_leading(zb, 1)
+        x, log_det = self.model.decode_and_log_det(flat, self._repeat_condition(lead))
+        x = tf.reshape(x, tf.concat([lead, tf.shape(x)[1:]], 0))
+        log_det = tf.reshape(log_det, lead)
+        self._memo_fwd = (z, x, log_det)
+        return x, log_det
+
     def _forward(self, z):
-        z = self._with_batch(tf.cast(z, self.dtype), 1)
-        flat, lead = _flatten_leading(z, 1)
-        x = self.model.decode(flat, self._repeat_condition(lead))
-        return tf.reshape(x, tf.concat([lead, tf.shape(x)[1:]], 0))
+        return self._decode(z)[0]
+
+    def _forward_log_det_jacobian(self, z):
+        return self._decode(z)[1]
 
     def _encode(self, x):
         memo = self._memo

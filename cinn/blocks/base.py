@@ -1,12 +1,24 @@
 """The contract every invertible block follows.
 
-``y, log_det = block(x, c=None, inverse=False)``
+``y, log_det = block(x, c=None, inverse=False)``, with the distrax-style pair
 
-* ``x``: a batch, shape ``(batch, ..., channels)`` (images are NHWC, vectors NC).
+* ``y, log_det = block.forward_and_log_det(x, c=None)``
+* ``x, log_det = block.inverse_and_log_det(y, c=None)``
+
+(``call`` dispatches on ``inverse``; both methods go through Keras' ``__call__``).
+
+* ``x``: a batch, shape ``(batch, ..., channels)`` (images are NHWC, vectors NC);
+  ``y`` is one tensor too, of shape ``block.forward_shape(x.shape)``.
 * ``c``: optional condition features, same batch and (for images) same spatial size.
 * ``log_det``: ``log|det J|`` of the map that was applied, one value per sample,
-  shape ``(batch,)``. For ``inverse=True`` it is the log-det of the inverse map,
+  shape ``(batch,)``. For the inverse it is the log-det of the inverse map,
   i.e. minus the forward one.
+* Every block has ``get_config``, so ``.keras`` files round-trip.
+
+The one block whose output goes two ways, ``Split`` (``factors_out = True``), keeps
+this contract: its ``y`` has the shape of ``x``, and ``Split.separate(y)`` /
+``Split.join(kept, z)`` take it apart into the half that flows on and the half
+that goes to the latent, and back.
 """
 import math
 
@@ -52,25 +64,36 @@ def fmt_shape(shape):
 
 
 class InvertibleLayer(keras.layers.Layer):
-    """Base class: subclasses implement ``_forward`` and ``_inverse``.
+    """Base class: subclasses implement ``_forward`` and ``_inverse`` (and, when the
+    map changes the shape, ``forward_shape`` and ``inverse_shape``).
 
-    The base class checks that ``x`` has the rank and channel count the layer
-    was built for and that a condition, when one is given, matches ``x`` in batch
-    and spatial size; mismatches raise a ``ValueError`` naming the expected shape.
+    Both directions are checked: ``x`` must have the rank and channel count the
+    block first saw (the inverse input those of ``forward_shape``), and a
+    condition, when one is given, must match ``x`` in batch and spatial size;
+    mismatches raise a ``ValueError`` naming the expected shape.
     """
 
     #: set by blocks that cannot work without a condition (e.g. the injector)
     requires_condition = False
     #: set by blocks whose condition must share x's spatial size
     uses_condition = False
+    #: set by the block whose output is taken apart by the model (``Split``)
+    factors_out = False
 
     def build(self, x_shape, c_shape=None):
-        self._x_spec = tuple(x_shape)
         self._c_spec = None if c_shape is None else tuple(c_shape)
         self.built = True
 
+    def forward_and_log_det(self, x, c=None):
+        """``x -> (y, log|det dy/dx|)``, log-det shape (batch,)."""
+        return self(x, c)
+
+    def inverse_and_log_det(self, y, c=None):
+        """``y -> (x, log|det dx/dy|)``, the inverse of ``forward_and_log_det``."""
+        return self(y, c, inverse=True)
+
     def call(self, x, c=None, inverse=False):
-        self._check_inputs(x, c)
+        self._check_inputs(x, c, inverse)
         if inverse:
             return self._inverse(x, c)
         return self._forward(x, c)
@@ -81,18 +104,30 @@ class InvertibleLayer(keras.layers.Layer):
     def _inverse(self, y, c):  # pragma: no cover - abstract
         raise NotImplementedError
 
+    def forward_shape(self, x_shape):
+        """Shape of ``y`` for an input ``x`` of shape ``x_shape`` (default: the same)."""
+        return tuple(x_shape)
+
+    def inverse_shape(self, y_shape):
+        """Shape of ``x`` for an output ``y`` of shape ``y_shape`` (default: the same)."""
+        return tuple(y_shape)
+
     # -- shape checks -------------------------------------------------------------
-    def _check_inputs(self, x, c):
+    def _check_inputs(self, x, c, inverse=False):
+        shape = tuple(x.shape)
         spec = getattr(self, "_x_spec", None)
-        if spec is not None:
-            shape = tuple(x.shape)
-            ok = len(shape) == len(spec) and (spec[-1] is None or shape[-1] == spec[-1])
-            if not ok:
-                expected = fmt_shape(tuple(spec[:-1]) + (spec[-1],))
-                raise ValueError(
-                    f"{self.name}: expected input of shape {expected} "
-                    f"(channels last), got {tuple(shape)}"
-                )
+        if spec is None:  # the first call fixes the rank and channels of x
+            spec = self.inverse_shape(shape) if inverse else shape
+            self._x_spec = spec = (None,) + tuple(spec[1:])
+        if inverse:
+            spec = self.forward_shape(spec)
+        ok = len(shape) == len(spec) and (spec[-1] is None or shape[-1] == spec[-1])
+        if not ok:
+            expected = fmt_shape(tuple(spec[:-1]) + (spec[-1],))
+            raise ValueError(
+                f"{self.name}: expected {'inverse ' if inverse else ''}input of shape "
+                f"{expected} (channels last), got {shape}"
+            )
         if c is None:
             if self.requires_condition:
                 raise ValueError(f"{self.name}: this block needs a condition `c`, got None")

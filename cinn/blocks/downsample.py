@@ -6,24 +6,36 @@ from cinn.blocks.base import InvertibleLayer, zeros_per_sample
 
 
 class _Downsample2x(InvertibleLayer):
-    """Shared checks: NHWC input with even height and width."""
+    """(B, H, W, C) <-> (B, H/2, W/2, 4C); height and width must be even."""
 
-    def _check_inputs(self, x, c):
+    def forward_shape(self, x_shape):
+        if len(x_shape) != 4:
+            return tuple(x_shape)  # not an image: _check_inputs says so
+        b, h, w, ch = x_shape
+        return (b, None if h is None else h // 2, None if w is None else w // 2,
+                None if ch is None else 4 * ch)
+
+    def inverse_shape(self, y_shape):
+        if len(y_shape) != 4:
+            return tuple(y_shape)
+        b, h, w, ch = y_shape
+        return (b, None if h is None else 2 * h, None if w is None else 2 * w,
+                None if ch is None else ch // 4)
+
+    def _check_inputs(self, x, c, inverse=False):
         shape = tuple(x.shape)
         if len(shape) != 4:
             raise ValueError(f"{self.name}: expected an image batch (batch, H, W, C), got {shape}")
-        super()._check_inputs(x, c)
-
-    def _check_even(self, x):
-        for d in x.shape[1:3]:
-            if d is not None and d % 2:
-                raise ValueError(
-                    f"{self.name}: height and width must be even, got {tuple(x.shape)}; "
-                    "pad the input to a multiple of 2**(number of downsamplings)")
-
-    def build(self, x_shape, c_shape=None):
-        # the channel count of the inverse input differs from the forward one
-        self.built = True
+        if not inverse:
+            for d in shape[1:3]:
+                if d is not None and d % 2:
+                    raise ValueError(
+                        f"{self.name}: height and width must be even, got {shape}; "
+                        "pad the input to a multiple of 2**(number of downsamplings)")
+        elif shape[-1] is not None and shape[-1] % 4:
+            raise ValueError(f"{self.name}: the inverse needs a multiple of 4 channels, "
+                             f"got {shape}")
+        super()._check_inputs(x, c, inverse)
 
 
 def _quads(x):
@@ -44,7 +56,6 @@ class Squeeze(_Downsample2x):
     top-left, top-right, bottom-left, bottom-right. A permutation: log-det 0."""
 
     def _forward(self, x, c):
-        self._check_even(x)
         return ops.concatenate(_quads(x), axis=-1), zeros_per_sample(x)
 
     def _inverse(self, y, c):
@@ -60,7 +71,6 @@ class HaarDownsample(_Downsample2x):
     log-det 0; the low-pass block comes first and is what a later split keeps."""
 
     def _forward(self, x, c):
-        self._check_even(x)
         a, b, cc, d = _quads(x)
         ll = (a + b + cc + d) * 0.5
         lh = (a - b + cc - d) * 0.5

@@ -4,7 +4,7 @@ import keras
 from keras import ops
 
 from cinn.blocks.base import InvertibleLayer, sum_except_batch
-from cinn.subnets import AffineParams, subnet_config
+from cinn.subnets import AffineParams, check_subnet, subnet_config
 
 
 @keras.saving.register_keras_serializable(package="cinn")
@@ -19,7 +19,7 @@ class AffineInjector(InvertibleLayer):
 
     def __init__(self, subnet=None, clamp=2.0, **kwargs):
         super().__init__(**kwargs)
-        self._subnet_arg = subnet
+        self._subnet_arg = check_subnet(subnet)
         self.clamp = float(clamp)
         self.params = None
 
