@@ -71,10 +71,11 @@ def build_parser():
         except ModuleNotFoundError:
             continue
         module.add_command(sub)
-    try:
-        importlib.import_module("apps.export_cli").add_command(sub)
-    except ModuleNotFoundError:
-        pass
+    for extra in ("apps.export_cli", "apps.demo.cli"):
+        try:
+            importlib.import_module(extra).add_command(sub)
+        except ModuleNotFoundError:
+            pass
     return parser
 
 
