@@ -38,6 +38,12 @@ def _one_by_one(decode, parts, feats):
                             for i in range(m)], axis=0)
 
 
+def draw_latents(n, dims, seed=None):
+    """The first ``n`` latents (n, dims) float32 that ``sample`` draws for ``seed``
+    (for code that decodes them itself, e.g. a compiled decode)."""
+    return _latents(dims, seed).take(int(n))
+
+
 class _latents:
     """Standard normal latents of ``dims`` values, handed out ``take(m)`` at a time;
     block ``j`` of ``latent_block(dims)`` samples is drawn with the seed ``[seed, j]``

@@ -1,8 +1,8 @@
 """``cinn colorize IMAGE [IMAGE...] -n 8 --temperature 0.8 --seed 0 -o OUT``."""
-from pathlib import Path
+from apps.common.sampling_args import add_sampling_arguments, check_sampling_arguments
 
-from apps.common.sampling_args import (add_sampling_arguments, check_sampling_arguments,
-                                       write_std_map)
+#: default pixel budget (``--max-megapixels``)
+MAX_MEGAPIXELS = 16
 
 
 def add_command(subparsers):
@@ -14,28 +14,41 @@ def add_command(subparsers):
                    help="image files (any size, colour or grey), or skimage:NAME for a "
                    "picture scikit-image ships (e.g. skimage:astronaut)")
     add_sampling_arguments(p, num_samples=8, temperature=0.8)
+    p.add_argument("--max-megapixels", type=float, default=MAX_MEGAPIXELS, metavar="MP",
+                   help=f"largest image to colourise (default {MAX_MEGAPIXELS:g}; memory "
+                   "grows with the image, not with -n)")
     p.set_defaults(func=run)
 
 
 def run(args):
     # here, not at the top: cinn imports Keras, which `cinn --help` should not wait for
-    from apps.colorization.infer import colorize, grey_of
-    from apps.common.images import image_name, is_greyscale, make_grid, read_image, write_image
+    from apps.colorization.infer import grey_of, iter_colorize
+    from apps.common.images import image_name, is_greyscale, read_image, write_image
+    from apps.common.outputs import (RowGrid, RunningStats, check_out_dir, check_pixels,
+                                     distinct_names, write_std_map)
     from apps.common.pretrained import load_model
 
-    check_sampling_arguments(args)
-    inputs = [(image_name(path), read_image(path)) for path in args.images]  # fail early
-
+    n, temperature, seed = check_sampling_arguments(args)
+    out = check_out_dir(args.out)
+    images = [read_image(path) for path in args.images]  # fail early
+    for path, rgb in zip(args.images, images):
+        check_pixels(path, rgb.shape[:2], args.max_megapixels)
+    names = distinct_names([image_name(path) for path in args.images])
     model = load_model("colorization", args.weights)
-    out = Path(args.out)
-    for name, rgb in inputs:
-        samples = colorize(model, rgb, n=args.num_samples, temperature=args.temperature,
-                           seed=args.seed)
-        row = [grey_of(rgb), *samples] + ([] if is_greyscale(rgb) else [rgb])
-        path = write_image(out / f"{name}_colorized.png", make_grid([row]))
-        print(path)
-        write_std_map(args, out / f"{name}_std.png", samples)
-        if args.save_samples:
-            for k, sample in enumerate(samples):
+    for name, rgb in zip(names, images):
+        colour = not is_greyscale(rgb)
+        grid = RowGrid(out / f"{name}_colorized.png", rgb.shape[:2], n + 1 + colour)
+        grid.add(grey_of(rgb))
+        stats = RunningStats(squares=True) if args.std_map else None
+        for k, sample in enumerate(iter_colorize(model, rgb, n, temperature, seed)):
+            grid.add(sample)
+            if stats:
+                stats.add(sample)
+            if args.save_samples:
                 print(write_image(out / f"{name}_sample{k}.png", sample))
+        if colour:
+            grid.add(rgb)
+        print(grid.close())
+        if stats:
+            write_std_map(args, out / f"{name}_std.png", stats)
     return 0

@@ -5,6 +5,8 @@ from keras import ops
 from apps.colorization.color import merge_lab, split_lab, to_uint8
 from apps.common.images import pad_to_multiple
 from cinn.errors import CinnError
+from cinn.model import draw_latents
+from cinn.sampling import check_sampling
 
 
 def as_rgb(image):
@@ -32,7 +34,7 @@ def grey_of(rgb):
     return to_uint8(merge_lab(cond, np.zeros(cond.shape[:-1] + (2,), "float32")))
 
 
-def sample_ab(model, cond, n=8, temperature=0.8, seed=0, batch_size=4, compiled=False):
+def sample_ab(model, cond, n=8, temperature=0.8, seed=0, batch_size=None, compiled=False):
     """Scaled ab samples (n, H, W, 2) for a scaled L (H, W, 1) of any size:
     padded (reflect) to the network's multiple, sampled, cropped back.
 
@@ -40,17 +42,22 @@ def sample_ab(model, cond, n=8, temperature=0.8, seed=0, batch_size=4, compiled=
     ``tf.function`` on TensorFlow; the same z as ``model.sample``): worth it when
     many inputs share one size (evaluation), not for a single picture.
     """
-    padded, (h, w) = pad_to_multiple(cond, model.multiple)
+    n, temperature, seed = check_sampling(n, temperature, seed)
     decode = _compiled(model, "decode") if compiled else None
     if decode is None:
-        ab = model.sample(padded[None], n=int(n), temperature=float(temperature),
-                          seed=int(seed), batch_size=batch_size)[0]
-    else:
-        import keras
-
-        z = keras.random.normal((int(n), padded.size * 2), seed=int(seed)) * float(temperature)
-        ab = decode(z, np.repeat(padded[None], int(n), axis=0))
+        return np.concatenate(list(iter_ab(model, cond, n, temperature, seed, batch_size)))
+    padded, (h, w) = pad_to_multiple(cond, model.multiple)
+    z = draw_latents(n, padded.size * 2, seed) * np.float32(temperature)
+    ab = decode(z, np.repeat(padded[None], n, axis=0))
     return np.asarray(ops.convert_to_numpy(ab), "float32")[:, :h, :w]
+
+
+def iter_ab(model, cond, n=8, temperature=0.8, seed=0, batch_size=None):
+    """``sample_ab`` a chunk at a time: scaled ab arrays (m, H, W, 2), in order."""
+    padded, (h, w) = pad_to_multiple(cond, model.multiple)
+    for ab in model.sample_chunks(padded[None], n=n, temperature=temperature, seed=seed,
+                                  batch_size=batch_size):
+        yield np.asarray(ops.convert_to_numpy(ab), "float32")[:, :h, :w]
 
 
 def _compiled(model, method):
@@ -61,19 +68,22 @@ def _compiled(model, method):
     return compiled(model, method)
 
 
-def colorize(model, image, n=8, temperature=0.8, seed=0, batch_size=4):
+def colorize(model, image, n=8, temperature=0.8, seed=0, batch_size=None):
     """``n`` colourings of ``image`` (uint8, grey or colour; its colour is ignored).
 
     Returns uint8 RGB samples, shape (n, H, W, 3), at the input's size; their L
     channel is the input's. The same ``seed`` and weights give the same bytes.
     """
-    if int(n) < 1:
-        raise CinnError(f"the number of samples must be at least 1, got {n}")
-    if not temperature >= 0:
-        raise CinnError(f"the temperature must be >= 0, got {temperature}")
+    return np.stack(list(iter_colorize(model, image, n, temperature, seed, batch_size)))
+
+
+def iter_colorize(model, image, n=8, temperature=0.8, seed=0, batch_size=None):
+    """The samples of ``colorize`` one at a time (uint8 (H, W, 3)), as they are
+    drawn: memory for one chunk of samples, not ``n``."""
+    n, temperature, seed = check_sampling(n, temperature, seed)
     rgb = as_rgb(image)
     cond, _ = split_lab(rgb)
     cond = np.asarray(ops.convert_to_numpy(cond), "float32")
-    ab = sample_ab(model, cond, n, temperature, seed, batch_size)
-    cond_n = np.broadcast_to(cond, (ab.shape[0],) + cond.shape)
-    return to_uint8(merge_lab(cond_n, ab))
+    for ab in iter_ab(model, cond, n, temperature, seed, batch_size):
+        for one in ab:
+            yield to_uint8(merge_lab(cond, one))

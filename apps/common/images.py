@@ -1,4 +1,7 @@
 """Reading and writing images with clear errors, padding, grids, colour spaces."""
+import io
+import os
+import sys
 from pathlib import Path
 
 import cv2
@@ -37,11 +40,94 @@ def _read_skimage(name, min_size):
     return img
 
 
-def read_image(path, min_size=2):
-    """Read an image file as uint8 RGB (H, W, 3); greyscale files come back with
-    three equal channels. ``skimage:NAME`` reads a picture scikit-image ships
-    (e.g. ``skimage:astronaut``). Raises ``CinnError`` with a one-line reason for
-    a missing, unreadable, corrupt or too small file."""
+#: EXIF orientation -> the array operation that shows the pixels as a viewer does
+_ORIENT = {2: lambda a: a[:, ::-1], 3: lambda a: a[::-1, ::-1], 4: lambda a: a[::-1],
+           5: lambda a: a.transpose(1, 0, 2), 6: lambda a: np.rot90(a, -1),
+           7: lambda a: a[::-1, ::-1].transpose(1, 0, 2), 8: lambda a: np.rot90(a, 1)}
+
+
+def _quiet_decode(data):
+    """``cv2.imdecode`` (unchanged: bit depth and alpha kept, first frame of an
+    animation) with OpenCV's and libpng's messages kept off stderr."""
+    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)  # "[ WARN ...]"
+    sys.stderr.flush()
+    saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)            # libpng/libjpeg print straight to fd 2
+        return cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
+
+def exif_orientation(data):
+    """The EXIF orientation tag (1-8) of encoded image bytes; 1 when there is none."""
+    try:
+        from PIL import Image
+
+        with Image.open(io.BytesIO(data.tobytes() if hasattr(data, "tobytes") else data)) as im:
+            value = int(im.getexif().get(0x0112, 1))
+    except Exception:  # noqa: BLE001 - no readable EXIF: as stored
+        return 1
+    return value if value in _ORIENT else 1
+
+
+def to_rgb_uint8(img, background=255, what="image"):
+    """A decoded image (OpenCV channel order: grey, grey+alpha, BGR or BGRA; any
+    dtype) as uint8 RGB (H, W, 3), following the reading rules:
+
+    * 8-bit as is; 16-bit scaled by 255/65535 (rounded);
+    * float (and other) pixel types scaled from their range: values in 0-1 to
+      0-255, values in 0-255 kept, anything else stretched from min..max;
+      NaN or infinite values are an error;
+    * an alpha channel is composited over ``background`` (255: white).
+    """
+    img = np.asarray(img)
+    if img.ndim == 2:
+        img = img[..., None]
+    if img.ndim != 3 or img.shape[2] not in (1, 2, 3, 4):
+        raise CinnError(f"{what}: unsupported channel count "
+                        f"{img.shape[2] if img.ndim == 3 else img.ndim}")
+    alpha = None
+    if img.shape[2] in (2, 4):
+        img, alpha = img[..., :-1], img[..., -1]
+    if img.dtype == np.uint8:
+        values = img
+    elif img.dtype == np.uint16:
+        values = img.astype(np.float32) * np.float32(255.0 / 65535.0)
+    else:
+        values = img.astype(np.float32)
+        if not np.isfinite(values).all():
+            raise CinnError(f"{what}: has NaN or infinite pixel values")
+        lo, hi = float(values.min()), float(values.max())
+        if lo >= 0 and hi <= 1:
+            values = values * np.float32(255.0)
+        elif lo < 0 or hi > 255:
+            values = (values - lo) * np.float32(255.0 / max(hi - lo, 1e-12))
+    if alpha is not None:
+        if alpha.dtype == np.uint8:
+            a = alpha.astype(np.float32) / 255.0
+        elif alpha.dtype == np.uint16:
+            a = alpha.astype(np.float32) / 65535.0
+        else:
+            a = np.clip(np.nan_to_num(alpha.astype(np.float32)), 0.0, 1.0)
+        values = values * a[..., None] + np.float32(background) * (1.0 - a[..., None])
+    if values.dtype != np.uint8:
+        values = np.clip(np.rint(values), 0, 255).astype(np.uint8)
+    if values.shape[2] == 1:
+        return np.repeat(values, 3, axis=2)
+    return np.ascontiguousarray(values[..., ::-1])   # BGR -> RGB
+
+
+def read_image(path, min_size=2, background=255):
+    """Read an image file as uint8 RGB (H, W, 3) as a photo viewer shows it:
+    EXIF orientation applied; 16-bit and float pixels scaled (``to_rgb_uint8``);
+    transparency composited over ``background`` (white; masks use black);
+    an animation's first frame; greyscale files come back with three equal
+    channels. ``skimage:NAME`` reads a picture scikit-image ships (e.g.
+    ``skimage:astronaut``). Raises ``CinnError`` with a one-line reason for a
+    missing, unreadable, corrupt or too small file."""
     if str(path).startswith(SKIMAGE_PREFIX):
         return _read_skimage(str(path)[len(SKIMAGE_PREFIX):], min_size)
     path = Path(path)
@@ -50,27 +136,17 @@ def read_image(path, min_size=2):
     if path.is_dir():
         raise CinnError(f"{path}: is a folder, not an image")
     data = np.fromfile(str(path), dtype=np.uint8)
-    img = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
+    img = _quiet_decode(data) if data.size else None
     if img is None:
         raise CinnError(f"{path}: not a readable image (corrupt or unsupported format)")
-    if img.dtype == np.uint16:
-        img = (img // 257).astype(np.uint8)
-    elif img.dtype != np.uint8:
-        img = np.clip(img, 0, 255).astype(np.uint8)
-    if img.ndim == 2:
-        img = np.repeat(img[..., None], 3, axis=2)
-    elif img.shape[2] == 4:
-        img = cv2.cvtColor(img, cv2.COLOR_BGRA2RGB)
-    elif img.shape[2] == 3:
-        img = cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
-    elif img.shape[2] == 1:
-        img = np.repeat(img, 3, axis=2)
-    else:
-        raise CinnError(f"{path}: unsupported channel count {img.shape[2]}")
+    img = to_rgb_uint8(img, background, what=str(path))
+    orientation = exif_orientation(data)
+    if orientation != 1:
+        img = np.ascontiguousarray(_ORIENT[orientation](img))
     if min(img.shape[:2]) < min_size:
         raise CinnError(f"{path}: image is {img.shape[1]}x{img.shape[0]} pixels; "
                         f"at least {min_size}x{min_size} is needed")
-    return np.ascontiguousarray(img)
+    return img
 
 
 def is_greyscale(rgb, tol=2):

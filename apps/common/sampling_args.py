@@ -17,14 +17,20 @@ def add_sampling_arguments(parser, num_samples, temperature, temperature_help=No
                         "across the N samples as a heat map (where the model is unsure)")
 
 
-def check_sampling_arguments(args):
-    """One-line errors for values no app can use."""
+def check_sampling_arguments(args, default_temperature=None):
+    """``(n, temperature, seed)`` checked by ``cinn.sampling.check_sampling`` (the one
+    place every app and the library check them); one-line errors naming the option.
+    ``default_temperature`` stands in for ``--temperature`` when it was not given."""
     from cinn.errors import CinnError
+    from cinn.sampling import check_sampling
 
-    if args.num_samples < 1:
-        raise CinnError(f"-n must be at least 1, got {args.num_samples}")
-    if args.temperature is not None and not args.temperature >= 0:
-        raise CinnError(f"--temperature must be >= 0, got {args.temperature}")
+    t = default_temperature if args.temperature is None else args.temperature
+    try:
+        return check_sampling(args.num_samples, t, args.seed)
+    except CinnError as err:
+        option = next(o for k, o in (("samples", "-n"), ("temperature", "--temperature"),
+                                     ("seed", "--seed")) if k in str(err))
+        raise CinnError(f"{option}: {err}") from None
 
 
 def write_std_map(args, path, samples):

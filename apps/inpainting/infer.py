@@ -16,6 +16,7 @@ import numpy as np
 from apps.common.images import pad_to_multiple
 from apps.inpainting.model import fill_hole, from_flow, make_condition, to_flow
 from cinn.errors import CinnError
+from cinn.sampling import check_sampling
 
 
 class InpaintingNotice(UserWarning):
@@ -42,37 +43,43 @@ def check_inputs(rgb, mask):
     return rgb, mask.astype(bool)
 
 
-def inpaint(model, rgb, mask, n=8, temperature=0.8, seed=0, batch_size=8):
+def inpaint(model, rgb, mask, n=8, temperature=0.8, seed=0, batch_size=None):
     """``n`` completions of ``rgb`` (uint8 (H, W, 3)) where ``mask`` (bool (H, W),
     ``True`` = missing) is set: uint8 array (n, H, W, 3).
 
     Same model, inputs and ``seed`` -> identical output. Pixels outside the mask
     equal the input exactly.
     """
+    return np.stack(list(iter_inpaint(model, rgb, mask, n, temperature, seed, batch_size)))
+
+
+def iter_inpaint(model, rgb, mask, n=8, temperature=0.8, seed=0, batch_size=None):
+    """The completions of ``inpaint`` one at a time (uint8 (H, W, 3)), as they are
+    drawn: memory for one chunk of samples, not ``n``. The notices of special
+    masks are warned when the first completion is asked for."""
     rgb, mask = check_inputs(rgb, mask)
-    n = int(n)
-    if n < 1:
-        raise CinnError(f"the number of samples must be at least 1, got {n}")
-    if temperature < 0:
-        raise CinnError(f"temperature must be >= 0, got {temperature}")
+    n, temperature, seed = check_sampling(n, temperature, seed)
     if not mask.any():
         warnings.warn("the mask is empty (nothing is missing): returning the input unchanged",
                       InpaintingNotice, stacklevel=2)
-        return np.repeat(rgb[None], n, axis=0)
+        for _ in range(n):
+            yield rgb.copy()
+        return
     if mask.all():
         warnings.warn("the mask covers the whole image (nothing is known): the completions "
                       "are unconditional samples of the model", InpaintingNotice, stacklevel=2)
-    from keras import ops
+    from keras import ops  # keras (and TensorFlow) only once a model samples
 
     h, w = mask.shape
     mult = 2 ** model.num_down
     filled, _ = pad_to_multiple(to_flow(fill_hole(rgb, mask)), mult)
     m, _ = pad_to_multiple(mask, mult)
     c = make_condition(filled, m)[None]
-    residual = model.sample(c, n=n, temperature=float(temperature), seed=int(seed),
-                            batch_size=batch_size)
-    out = from_flow(ops.convert_to_numpy(residual)[0, :, :h, :w] + filled[None, :h, :w])
-    return np.where(mask[None, :, :, None], out, rgb[None])
+    known = filled[:h, :w]
+    for residual in model.sample_chunks(c, n=n, temperature=temperature, seed=seed,
+                                        batch_size=batch_size):
+        for one in ops.convert_to_numpy(residual)[:, :h, :w]:
+            yield np.where(mask[:, :, None], from_flow(one + known), rgb)
 
 
 def masked_view(rgb, mask, fill=(255, 255, 255)):

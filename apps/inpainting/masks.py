@@ -39,11 +39,12 @@ def parse_box(text, shape=None):
 
 
 def read_mask(path, shape=None):
-    """Read a mask image: white (> 127 in any channel) = missing.
+    """Read a mask image: white (> 127 in any channel) = missing; transparency is
+    composited over black (transparent pixels are known); EXIF orientation applied.
 
     ``shape`` (H, W): the mask must have that size, else ``CinnError``.
     """
-    img = read_image(path, min_size=1)
+    img = read_image(path, min_size=1, background=0)   # transparent = known
     if shape is not None and img.shape[:2] != tuple(shape):
         raise CinnError(f"{path}: mask is {img.shape[1]}x{img.shape[0]} pixels but the image "
                         f"is {shape[1]}x{shape[0]}; they must have the same size")

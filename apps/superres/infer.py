@@ -6,6 +6,7 @@ from apps.common.pretrained import load_model
 from apps.superres.consistent import from_details, to_unit
 from apps.superres.resize import to_uint8, upscale as bicubic_upscale
 from cinn.errors import CinnError
+from cinn.sampling import check_sampling
 
 #: temperature of the samples when none is given (CLI and evaluation)
 DEFAULT_TEMPERATURE = 0.5
@@ -38,7 +39,7 @@ def check_lr(rgb):
 
 
 def upscale_float(model, rgb_uint8, n=4, temperature=DEFAULT_TEMPERATURE, seed=0,
-                  batch_size=8):
+                  batch_size=None):
     """``n`` samples of the HR image, float in [0, 255] units before rounding,
     shape (n, s*h, s*w, 3); ``D(sample) == LR`` up to float rounding.
 
@@ -46,24 +47,30 @@ def upscale_float(model, rgb_uint8, n=4, temperature=DEFAULT_TEMPERATURE, seed=0
     coefficients belonging to the padding are dropped before the HR image is
     built, so the output is exactly s times the input size.
     """
+    return np.stack(list(iter_upscale_float(model, rgb_uint8, n, temperature, seed,
+                                            batch_size)))
+
+
+def iter_upscale_float(model, rgb_uint8, n=4, temperature=DEFAULT_TEMPERATURE, seed=0,
+                       batch_size=None):
+    """The samples of ``upscale_float`` one at a time (float64 (s*h, s*w, 3)), as
+    they are drawn: memory for one chunk of samples, not ``n``."""
     from keras import ops  # keras (and TensorFlow) only once a model samples
 
     lr = check_lr(rgb_uint8)
-    if int(n) < 1:
-        raise CinnError(f"the number of samples must be at least 1, got {n}")
-    if not np.isfinite(temperature) or temperature < 0:
-        raise CinnError(f"temperature must be a number >= 0, got {temperature}")
+    n, temperature, seed = check_sampling(n, temperature, seed)
     h, w = lr.shape[:2]
     padded, _ = pad_to_multiple(lr, 2 ** model.num_down)
     c = to_unit(padded)[None]
-    det = model.sample(c, n=int(n), temperature=float(temperature), seed=seed,
-                       batch_size=batch_size)
-    det = np.asarray(ops.convert_to_numpy(det))[0, :, :h, :w]
-    hr = from_details(det, to_unit(lr)[None].astype(np.float64), model.scale)
-    return (hr + 0.5) * 255.0
+    lr_unit = to_unit(lr)[None].astype(np.float64)
+    for det in model.sample_chunks(c, n=n, temperature=temperature, seed=seed,
+                                   batch_size=batch_size):
+        det = np.asarray(ops.convert_to_numpy(det))[:, :h, :w]
+        for one in det:
+            yield (from_details(one[None], lr_unit, model.scale)[0] + 0.5) * 255.0
 
 
-def upscale(model, rgb_uint8, n=4, temperature=DEFAULT_TEMPERATURE, seed=0, batch_size=8):
+def upscale(model, rgb_uint8, n=4, temperature=DEFAULT_TEMPERATURE, seed=0, batch_size=None):
     """``n`` super-resolved samples of an LR uint8 RGB image: (n, s*h, s*w, 3) uint8.
     ``temperature=0`` gives the mode-like output (all samples equal)."""
     return to_uint8(upscale_float(model, rgb_uint8, n, temperature, seed, batch_size))
