@@ -24,6 +24,8 @@ def add_command(sub):
     p.add_argument("--scale", type=int, choices=(4, 8),
                    help="superres only: the factor (picks the shipped model; checked "
                    "against --weights)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="write into --out even if it is a folder that is not empty")
     p.set_defaults(func=run)
 
 
@@ -57,6 +59,8 @@ def _rerun_on_tensorflow(args):
         argv += ["--weights", str(args.weights)]
     if args.scale:
         argv += ["--scale", str(args.scale)]
+    if args.overwrite:
+        argv += ["--overwrite"]
     env = {**os.environ, "KERAS_BACKEND": "tensorflow"}
     root = str(Path(__file__).resolve().parent.parent)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
@@ -73,13 +77,9 @@ def run(args):
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise CinnError(f"{out}: exists and is not a folder")
-    # Register every app's classes, so that a model of another app loads and is
-    # then refused by name ("holds a model for X, not for Y"), not as an unknown class.
-    for name in APPS:
-        try:
-            importlib.import_module(f"apps.{name}.model")
-        except ModuleNotFoundError:
-            pass
+    if out.is_dir() and any(out.iterdir()) and not args.overwrite:
+        raise CinnError(f"{out}: the folder is not empty; pass --overwrite to write the "
+                        "SavedModel into it anyway, or choose another --out")
     # load first: a missing file or a model of another app fails here, on any backend
     if args.scale and args.app != "superres":
         raise CinnError("--scale is an option of superres only")

@@ -1,0 +1,267 @@
+"""Any photo a user has (issue 16): bounded memory, no crash, no silent wrong answer.
+
+One test (or more) per row of the issue's table, through the command line's entry
+point ``apps.cli.main`` in this process, with tiny models (every picture pads to
+16x16, so JAX compiles few shapes).
+"""
+import io
+import math
+
+import cv2
+import numpy as np
+import pytest
+from PIL import Image
+
+from apps.cli import main
+from apps.common.images import read_image, write_image
+from helpers import randomize
+
+TINY = {
+    "colorization": {"levels": 2, "blocks": 1, "subnet": {"hidden": 8, "depth": 1},
+                     "cond_channels": 4, "cond_hidden": 8},
+    "inpainting": {"levels": 2, "blocks": 1, "hidden": 8, "cond_channels": 4,
+                   "cond_hidden": 8},
+}
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory):
+    """``{app: (model, path of its .keras file)}``, tiny and randomised."""
+    import importlib
+
+    folder = tmp_path_factory.mktemp("models")
+    out = {}
+    for app, cfg in TINY.items():
+        model = importlib.import_module(f"apps.{app}.model").build_model(cfg)
+        randomize(model, scale=0.05, seed=1)
+        path = folder / f"{app}.keras"
+        model.save(path)
+        out[app] = (model, path)
+    return out
+
+
+def picture(h, w, seed=0):
+    return np.random.default_rng(seed).integers(0, 256, (h, w, 3), dtype=np.uint8)
+
+
+def one_error(capfd, *words):
+    """stderr holds exactly one line, ``cinn: error: ...``, with ``words`` in it."""
+    err = capfd.readouterr().err.strip()
+    assert err.startswith("cinn: error: ") and "\n" not in err, err
+    for word in words:
+        assert word in err, err
+    return err
+
+
+def cli(app, models, image, out, *extra):
+    command = {"colorization": "colorize", "inpainting": "inpaint", "superres": "superres"}
+    argv = [command[app], str(image), "-n", "2", "-o", str(out), "--weights",
+            str(models[app][1]), *extra]
+    if app == "inpainting" and "--mask" not in extra:
+        argv += ["--box", "2,2,6,5"]
+    return main(argv)
+
+
+# -- memory: condition features once, chunks change nothing, a pixel budget ---------
+def test_condition_features_computed_once_and_chunks_change_nothing(models):
+    model = models["inpainting"][0]
+    c = np.random.default_rng(0).random((1, 16, 16, 4)).astype("float32") - 0.5
+    calls = []
+    original = model.condition_features
+    model.condition_features = lambda cond: calls.append(1) or original(cond)
+    try:
+        chunks = [np.asarray(x) for x in model.sample_chunks(c, n=5, temperature=0.8,
+                                                              seed=3, batch_size=2)]
+    finally:
+        del model.condition_features
+    assert len(calls) == 1 and [len(x) for x in chunks] == [2, 2, 1]
+    ref = np.concatenate(chunks)
+    for batch_size in (1, 3, None):
+        again = np.asarray(model.sample(c, n=5, temperature=0.8, seed=3,
+                                        batch_size=batch_size))[0]
+        assert np.array_equal(again, ref)
+    first = np.asarray(model.sample(c, n=1, temperature=0.8, seed=3))[0]
+    assert np.array_equal(first, ref[:1])         # sample k does not depend on n
+
+
+def test_same_seed_same_bytes_whatever_the_chunk_size(models):
+    from apps.inpainting.infer import inpaint
+    from apps.inpainting.masks import box_mask
+
+    rgb, mask = picture(16, 16, 4), box_mask((16, 16), (3, 3, 8, 7))
+    a = inpaint(models["inpainting"][0], rgb, mask, n=3, seed=11, batch_size=1)
+    b = inpaint(models["inpainting"][0], rgb, mask, n=3, seed=11, batch_size=3)
+    assert np.array_equal(a, b)
+
+
+def test_pixel_budget_is_a_clear_error(models, tmp_path, capfd):
+    img = write_image(tmp_path / "big.png", picture(40, 50))
+    assert cli("colorization", models, img, tmp_path / "out", "--max-megapixels",
+               "0.001") == 1
+    one_error(capfd, "50x40", "limit of 0.001", "--max-megapixels 1")
+    assert not (tmp_path / "out").exists()
+
+
+# -- reading photos as a viewer shows them --------------------------------------------
+def exif_png(path, rgb, orientation):
+    im = Image.fromarray(rgb)
+    exif = im.getexif()
+    exif[0x0112] = orientation
+    im.save(path, exif=exif.tobytes())
+    return path
+
+
+def test_exif_orientation_and_box_in_viewer_coordinates(models, tmp_path):
+    stored = picture(12, 16, 1)                                # 16 wide, 12 high
+    path = exif_png(tmp_path / "phone.png", stored, 6)         # viewer: rotate 90 cw
+    shown = np.rot90(stored, -1)
+    assert np.array_equal(read_image(path), shown)             # 12 wide, 16 high
+    out = tmp_path / "out"
+    assert main(["inpaint", str(path), "--box", "2,9,6,5", "-n", "2", "-o", str(out),
+                 "--weights", str(models["inpainting"][1]), "--save-samples"]) == 0
+    sample = read_image(out / "phone_sample0.png")
+    assert sample.shape == (16, 12, 3)
+    hole = np.zeros((16, 12), bool)
+    hole[9:14, 2:8] = True
+    assert np.array_equal(sample[~hole], shown[~hole])
+    assert not np.array_equal(sample[hole], shown[hole])
+
+
+def test_float_tiff_in_0_1_is_scaled(tmp_path):
+    grey = np.linspace(0, 1, 12 * 10, dtype=np.float32).reshape(12, 10)
+    rgb = np.stack([grey, grey * 0.5, 1 - grey], axis=-1)
+    path = tmp_path / "float.tiff"
+    assert cv2.imwrite(str(path), rgb[..., ::-1].copy())
+    img = read_image(path)
+    assert np.abs(img.astype(float) - rgb * 255).max() <= 0.5001
+    assert img.max() == 255
+
+
+def test_sixteen_bit_is_scaled(tmp_path):
+    values = np.array([[0, 257, 32896, 65535]], np.uint16).repeat(2, axis=0)
+    path = tmp_path / "deep.png"
+    assert cv2.imwrite(str(path), values)
+    assert read_image(path)[0, :, 0].tolist() == [0, 1, 128, 255]
+
+
+def test_transparency_is_white(tmp_path):
+    rgba = np.zeros((4, 4, 4), np.uint8)
+    rgba[..., 0] = 200                          # red
+    rgba[:2, :, 3] = 255                        # top half opaque, bottom transparent
+    rgba[2, :, 3] = 128                         # one row half transparent
+    path = tmp_path / "alpha.png"
+    Image.fromarray(rgba, "RGBA").save(path)
+    img = read_image(path)
+    assert img[0, 0].tolist() == [200, 0, 0]
+    assert img[3, 0].tolist() == [255, 255, 255]
+    assert img[2, 0].tolist() == [227, 127, 127]    # 200 a + 255 (1 - a), a = 128/255
+
+
+def test_animated_image_gives_its_first_frame(tmp_path):
+    frames = [Image.fromarray(np.full((6, 8, 3), v, np.uint8)) for v in (10, 200, 90)]
+    path = tmp_path / "anim.gif"
+    frames[0].save(path, save_all=True, append_images=frames[1:])
+    img = read_image(path)
+    assert img.shape == (6, 8, 3) and abs(int(img.mean()) - 10) <= 2
+
+
+def test_truncated_png_is_one_line(models, tmp_path, capfd):
+    data = io.BytesIO()
+    Image.fromarray(picture(32, 32)).save(data, format="PNG")
+    path = tmp_path / "cut.png"
+    path.write_bytes(data.getvalue()[:len(data.getvalue()) // 2])
+    capfd.readouterr()
+    assert cli("colorization", models, path, tmp_path / "out") == 1
+    one_error(capfd, "cut.png", "not a readable image")
+
+
+# -- checks before any work -------------------------------------------------------------
+@pytest.mark.parametrize("app", ["colorization", "inpainting", "superres"])
+def test_out_is_an_existing_file(models, app, tmp_path, capfd):
+    img = write_image(tmp_path / "in.png", picture(8, 8))
+    target = tmp_path / "taken"
+    target.write_text("mine")
+    capfd.readouterr()
+    # the weights do not exist either: the -o check comes first (before any work)
+    argv = {"colorization": ["colorize"], "superres": ["superres"],
+            "inpainting": ["inpaint", "--box", "1,1,3,3"]}[app]
+    assert main(argv + [str(img), "-o", str(target), "--weights",
+                        str(tmp_path / "none.keras")]) == 1
+    one_error(capfd, "taken", "not a folder")
+    assert target.read_text() == "mine"
+
+
+def test_two_inputs_with_one_name_write_two_files(models, tmp_path, capfd):
+    rgb = picture(8, 8, 2)
+    a = tmp_path / "img.webp"
+    b = tmp_path / "img.bmp"
+    assert cv2.imwrite(str(a), rgb, [cv2.IMWRITE_WEBP_QUALITY, 101])
+    assert cv2.imwrite(str(b), rgb[::-1].copy())
+    out = tmp_path / "out"
+    assert main(["colorize", str(a), str(b), "-n", "1", "-o", str(out), "--weights",
+                 str(models["colorization"][1])]) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["img_2_colorized.png",
+                                                     "img_colorized.png"]
+    assert "img_2" in capfd.readouterr().err
+
+
+@pytest.mark.parametrize("option,value,word", [
+    ("--temperature", "inf", "temperature"), ("--temperature", "nan", "temperature"),
+    ("--temperature", "-0.5", "temperature"), ("--temperature", "1e9", "temperature"),
+    ("-n", "0", "-n"), ("-n", "100000", "-n"),
+    ("--seed", str(2 ** 70), "--seed"), ("--seed", "-1", "--seed")])
+@pytest.mark.parametrize("app", ["colorization", "inpainting", "superres"])
+def test_sampling_options_are_checked(models, app, option, value, word, tmp_path, capfd):
+    img = write_image(tmp_path / "in.png", picture(8, 8))
+    argv = {"colorization": ["colorize"], "superres": ["superres"],
+            "inpainting": ["inpaint", "--box", "1,1,3,3"]}[app]
+    assert main(argv + [str(img), option, value, "-o", str(tmp_path / "out")]) == 1
+    one_error(capfd, word)
+    assert not (tmp_path / "out").exists()
+
+
+def test_library_checks_the_same_ranges(models):
+    from apps.colorization.infer import colorize
+    from cinn.errors import CinnError
+    from cinn.sampling import check_sampling
+
+    for bad in ({"temperature": math.inf}, {"temperature": math.nan}, {"n": 0},
+                {"seed": 2 ** 70}, {"seed": -3}, {"n": 2.5}):
+        with pytest.raises(CinnError):
+            check_sampling(**bad)
+        with pytest.raises(CinnError):
+            colorize(models["colorization"][0], picture(8, 8), **bad)
+    assert check_sampling(3, 0.5, 7) == (3, 0.5, 7)
+
+
+def test_weights_wrong_app_corrupt_missing(models, tmp_path, capfd):
+    img = write_image(tmp_path / "in.png", picture(8, 8))
+    out = tmp_path / "out"
+    messages = []
+    corrupt = tmp_path / "corrupt.keras"
+    data = models["inpainting"][1].read_bytes()
+    corrupt.write_bytes(data[:len(data) // 2])
+    from apps.common.pretrained import default_weights
+
+    for weights, words in ((default_weights("superres"), ("holds a model for superres",
+                                                    "not for inpainting")),
+                           (corrupt, ("corrupt",)),
+                           (tmp_path / "missing.keras", ("no such model file",))):
+        assert main(["inpaint", str(img), "--box", "1,1,3,3", "-o", str(out),
+                     "--weights", str(weights)]) == 1
+        messages.append(one_error(capfd, *words))
+        assert len(messages[-1]) < 300
+    assert len(set(m.split(": ", 2)[2] for m in messages)) == 3
+
+
+def test_export_refuses_a_non_empty_folder(tmp_path, capfd):
+    folder = tmp_path / "export"
+    folder.mkdir()
+    (folder / "notes.txt").write_text("keep")
+    assert main(["export", "inpainting", "--out", str(folder)]) == 1
+    one_error(capfd, "not empty", "--overwrite")
+    # with --overwrite the command goes on (here to the missing weights)
+    assert main(["export", "inpainting", "--out", str(folder), "--overwrite",
+                 "--weights", str(tmp_path / "none.keras")]) == 1
+    one_error(capfd, "no such model file")
+    assert (folder / "notes.txt").read_text() == "keep"
