@@ -95,6 +95,26 @@ def test_bijector_round_trip_and_log_det(model):
                                -to_np(log_det), rtol=1e-5, atol=1e-3)
 
 
+def test_sample_and_log_prob_decodes_once_and_never_encodes(model, monkeypatch):
+    """The forward log-det-Jacobian is decode's own (``decode_and_log_det``)."""
+    from cinn.tfp import as_distribution
+
+    _, c = data(b=2, h=4, w=4)
+    dist = as_distribution(model, c)
+    calls = []
+    encode, decode = model.encode, model.decode_and_log_det
+    monkeypatch.setattr(model, "encode", lambda *a, **k: calls.append("encode") or encode(*a, **k))
+    monkeypatch.setattr(model, "decode_and_log_det",
+                        lambda *a, **k: calls.append("decode") or decode(*a, **k))
+    x, log_prob = dist.experimental_sample_and_log_prob(3, seed=(1, 2))
+    assert calls == ["decode"]
+    assert tuple(x.shape) == (3, 2, 4, 4, 2) and tuple(log_prob.shape) == (3, 2)
+    monkeypatch.undo()
+    for i in range(3):
+        np.testing.assert_allclose(to_np(log_prob[i]), to_np(model.log_prob(x[i], c)),
+                                   rtol=1e-5, atol=1e-3)
+
+
 def test_works_inside_tf_function(model):
     import tensorflow as tf
 

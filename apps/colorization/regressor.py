@@ -20,6 +20,7 @@ from keras import ops
 
 from apps.colorization.model import space_to_depth
 from cinn.conditioning import upsample_bilinear_2x
+from cinn.distribute import scale_loss_for_replicas
 
 
 def depth_to_space(h):
@@ -85,11 +86,9 @@ class ColorizationRegressor(keras.Model):
         return self.predict_ab(c)
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
-        from keras.src.losses.loss import scale_loss_for_distribution
-
         target = ops.convert_to_tensor(x[0], dtype=y_pred.dtype)
         loss = ops.mean(ops.square(y_pred - target))
-        return scale_loss_for_distribution(loss)
+        return scale_loss_for_replicas(loss)  # summed over tf.distribute replicas
 
     def sample(self, c, n=1, temperature=None, seed=None, batch_size=None, **_):
         """The prediction ``n`` times: shape (B, n, H, W, 2) (a deterministic model)."""
