@@ -41,6 +41,14 @@ def require_tensorflow():
     return tf
 
 
+def image_upscale(model):
+    """Size of the output image over that of the input image: ``model.image_upscale``
+    where an app's flow models something other than the output image (super-resolution:
+    detail coefficients on the low-resolution grid, so the flow's own ``upscale`` is 1),
+    else ``model.upscale``."""
+    return int(getattr(model, "image_upscale", model.upscale))
+
+
 def x_signature(model, name="x"):
     """``tf.TensorSpec`` of a batch of ``x`` (batch and free sizes dynamic)."""
     import tensorflow as tf
@@ -234,7 +242,7 @@ def raw_functions(model):
         "x_channels": tf.constant(int(model.x_shape[-1] or -1), tf.int32),
         "condition_channels": tf.constant(
             -1 if model.cond_shape is None else int(model.cond_shape[-1] or -1), tf.int32),
-        "upscale": tf.constant(model.upscale, tf.int32),
+        "upscale": tf.constant(image_upscale(model), tf.int32),
         "multiple": tf.constant(2 ** model.num_down if model.image else 1, tf.int32),
     }
 

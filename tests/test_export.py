@@ -366,7 +366,10 @@ def test_app_export_matches_the_command_line(tmp_path, capsys, app, signature):
     sig = loaded.signatures
     assert {signature, "serving_default", "sample", "sample_seeded", "encode",
             "log_prob", "info"} <= set(sig)
-    assert sig["info"]()["app"].numpy().decode() == app
+    info = sig["info"]()
+    assert info["app"].numpy().decode() == app
+    # the size of the output image over the input's (a 4x super-resolution: 4)
+    assert int(info["upscale"]) == {"colorization": 1, "superres": 4, "inpainting": 1}[app]
     out, ref = _app_case(app, model, sig)
     assert out.dtype == np.uint8 and out.shape == ref.shape
     # same seed -> the command line's bytes (a value within float error of a rounding

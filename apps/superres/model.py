@@ -104,6 +104,11 @@ class SuperResINN(ConditionalINN):
         self.scale = int(scale)
         super().__init__(**kwargs)
 
+    @property
+    def image_upscale(self):
+        """The images' factor (``scale``); the flow runs on the LR grid (``upscale`` 1)."""
+        return self.scale
+
     def get_config(self):
         return {**super().get_config(), "scale": self.scale}
 
