@@ -71,9 +71,15 @@ class CropDataset(keras.utils.PyDataset):
 
     ``make_pair(uint8 crops (B, S, S, 3), rng) -> (x, c)`` float32 arrays.
     Batch ``i`` of epoch ``e`` is the same for the same ``seed``: reproducible runs.
+
+    Batches are made ahead of the training step by ``workers`` threads (default
+    2; Keras keeps their order), so reading and cropping overlap the step: with
+    one worker the JAX trainer makes each batch in the training thread, between
+    two steps.
     """
 
     def __init__(self, images, make_pair, crop, batch_size, steps, seed=0, flip=True, **kwargs):
+        kwargs.setdefault("workers", 2)
         super().__init__(**kwargs)
         self.images, self.make_pair = images, make_pair
         self.crop, self.batch_size, self.steps = int(crop), int(batch_size), int(steps)

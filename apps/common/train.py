@@ -18,9 +18,22 @@ def apply_overrides(cfg, args):
             train[key] = value
     if getattr(args, "scale", None) is not None:
         cfg["model"]["scale"] = args.scale
+    if getattr(args, "backprop", None) is not None:
+        train["backprop"] = args.backprop
     if args.seed is not None:
         cfg["seed"] = args.seed
     return cfg
+
+
+def build(task, cfg):
+    """The app's model from the config's ``model`` section, with the config's
+    ``train.backprop`` mode (``standard`` or ``inverse``, see ``cinn.reversible``)."""
+    from cinn.reversible import check_backprop
+
+    backprop = check_backprop(cfg.get("train", {}).get("backprop"))
+    model = task.build_model(cfg["model"])
+    model.backprop = backprop
+    return model
 
 
 def run(args):
@@ -28,12 +41,14 @@ def run(args):
 
     from cinn.callbacks import save_atomic
     from cinn.distribute import make_distribution
+    from cinn.reversible import check_backprop
     from cinn.training import train
 
     task = importlib.import_module(f"apps.{args.app}.task")
     variant = getattr(task, "config_variant", lambda _: None)(args)
     cfg = apply_overrides(load_config(args.app, args.config, variant), args)
     tcfg = cfg["train"]
+    check_backprop(tcfg.get("backprop"))  # a typo fails before any work is done
     # first thing TensorFlow does: a multi-worker strategy must exist before any op runs
     dist = make_distribution(getattr(args, "strategy", None) or tcfg.get("strategy", "auto"))
     batch = cfg["data"].get("batch_size")
@@ -54,9 +69,10 @@ def run(args):
             if dist.num_replicas > 1 else "")
     print(f"[cinn] distribution: {dist.describe()}{split}", flush=True)
     with dist.scope():  # model, optimizer (created by train) and fit under the strategy
-        model = task.build_model(cfg["model"])
+        model = build(task, cfg)
         print(f"[cinn] {args.app}: {model.count_params():,} parameters, backend "
-              f"{keras.backend.backend()}, writing to {out}", flush=True)
+              f"{keras.backend.backend()}, backprop {model.backprop}, writing to {out}",
+              flush=True)
         start = time.time()
         history = train(model, train_ds, val_ds, epochs=int(tcfg.get("epochs", 10)),
                         learning_rate=float(tcfg.get("learning_rate", 1e-3)),
@@ -66,6 +82,7 @@ def run(args):
                         checkpoint_every=tcfg.get("checkpoint_every"), verbose=args.verbose,
                         tensorboard=bool(tcfg.get("tensorboard", True)),
                         render=getattr(task, "render_samples", None), seed=seed,
+                        jit_compile=tcfg.get("jit_compile", "auto"),
                         init=getattr(args, "init", None),
                         initial_step=getattr(args, "init_step", None) or 0)
         save_atomic(model, out / "model.keras")  # every worker saves (collective); chief keeps

@@ -1,0 +1,56 @@
+"""The training step as ``cinn train`` runs it: XLA-compiled on every backend, the
+same numbers as the uncompiled step, and data made ahead of the step."""
+import keras
+import numpy as np
+import pytest
+
+from toy_flow import small_model, toy_data
+
+from cinn.training import resolve_jit_compile, train
+
+
+def test_auto_compiles_the_step_with_xla_on_every_backend():
+    x, c = toy_data(32)
+    model = small_model()
+    train(model, (x, c), epochs=1, batch_size=16, verbose=0, tensorboard=False)
+    assert model.jit_compile is True
+    assert resolve_jit_compile(False) is False and resolve_jit_compile(True) is True
+
+
+@pytest.mark.skipif(keras.backend.backend() != "tensorflow", reason="tf.distribute")
+def test_auto_leaves_xla_off_under_a_tf_distribute_strategy():
+    import tensorflow as tf
+
+    with tf.distribute.OneDeviceStrategy("/cpu:0").scope():
+        assert resolve_jit_compile("auto") is False
+
+
+def test_compiled_step_gives_the_same_loss_and_weights_as_the_plain_step():
+    x, c = toy_data(32)
+    results = []
+    for jit in (False, True):
+        keras.utils.set_random_seed(0)
+        model = small_model()
+        hist = train(model, (x, c), epochs=2, batch_size=16, verbose=0, tensorboard=False,
+                     jit_compile=jit, seed=0)
+        results.append((hist.history["loss"], [np.asarray(w) for w in model.get_weights()]))
+    (loss_a, w_a), (loss_b, w_b) = results
+    np.testing.assert_allclose(loss_a, loss_b, rtol=1e-4, atol=1e-4)
+    for a, b in zip(w_a, w_b):
+        np.testing.assert_allclose(a, b, rtol=1e-3, atol=1e-4)
+
+
+def test_crop_batches_are_made_ahead_by_worker_threads_in_order():
+    from apps.common.data import CropDataset
+
+    rng = np.random.default_rng(0)
+    images = [rng.integers(0, 255, (40, 50, 3), dtype=np.uint8) for _ in range(3)]
+    ds = CropDataset(images, lambda crops, rng: (crops.astype("float32"),
+                                                 crops[..., :1].astype("float32")),
+                     crop=16, batch_size=2, steps=3, seed=1)
+    assert ds.workers == 2 and not ds.use_multiprocessing
+    again = CropDataset(images, lambda crops, rng: (crops.astype("float32"),
+                                                    crops[..., :1].astype("float32")),
+                        crop=16, batch_size=2, steps=3, seed=1, workers=1)
+    for i in range(3):
+        np.testing.assert_array_equal(ds[i][0][0], again[i][0][0])
