@@ -42,11 +42,14 @@ def run(args):
     os.environ.setdefault("GRADIO_TEMP_DIR", str(workdir / "gradio"))  # uploads: ours too
     try:
         demo = ui.build(models, workdir)
-        print(f"[cinn] demo: serving http://{args.host}:{args.port} (Ctrl+C stops it)",
+        print(f"[cinn] demo: starting http://{args.host}:{args.port} (Ctrl+C stops it)",
               flush=True)
         ui.launch(demo, args.host, args.port, workdir)
     except OSError as err:
-        raise CinnError(f"cannot serve on {args.host}:{args.port} ({err})") from None
+        why = ("the port is in use" if "empty port" in str(err) else
+               str(err).strip().splitlines()[0])
+        raise CinnError(f"cannot serve on {args.host}:{args.port} ({why}); try another "
+                        "--port") from None
     finally:
         import shutil
 

@@ -32,6 +32,8 @@ MODEL_FILES = {
     "inpainting": ("inpainting", "inpainting/model.keras"),
 }
 OPTIONAL = ("superres8",)
+#: uncertainty maps smaller than this (pixels, longer side) are shown enlarged
+MAP_MIN_SIDE = 256
 
 
 class DemoInputError(CinnError):
@@ -141,7 +143,8 @@ def _finish(name, samples, before, after, info, float_samples=None):
     from apps.common.uncertainty import heat_map, scale_of, std_map
 
     std = std_map(samples if float_samples is None else float_samples)
-    std_image = heat_map(std)
+    k = -(-MAP_MIN_SIDE // max(std.shape))  # small: bigger pixels, a legible colour bar
+    std_image = heat_map(np.kron(std, np.ones((k, k), std.dtype)) if k > 1 else std)
     row = [im for _, im in before] + list(samples) + [im for _, im in after]
     grid = make_grid([row])
     info = (f"{info}; uncertainty map: per-pixel std across the {len(samples)} samples, "
