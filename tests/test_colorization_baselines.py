@@ -73,6 +73,10 @@ def test_regressor_trains_saves_and_is_evaluated(tmp_path):
     assert all(np.array_equal(to_np(a), to_np(b)) for a, b in zip(reg.weights, loaded.weights))
     s = to_np(loaded.sample(c[:2], n=3))
     assert s.shape == (2, 3, 16, 16, 2) and np.array_equal(s[:, 0], s[:, 2])
+    from apps.colorization.infer import colorize
+
+    out = colorize(loaded, picture(20, 28), n=2, temperature=0.8, seed=0)   # padded to 4s
+    assert out.shape == (2, 20, 28, 3) and np.array_equal(out[0], out[1])
 
     flow = build_model(UNET)
     randomize(flow, 0.05)

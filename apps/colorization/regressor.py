@@ -12,8 +12,8 @@ units); training runs through ``cinn train colorization`` like the flow (config
 checkpoints, resuming, ``--init`` and the NaN guard apply unchanged.
 
 It mimics the part of the ``ConditionalINN`` interface that the training loop,
-``cinn colorize`` and the evaluation use: ``sample`` returns the one prediction
-``n`` times (temperature and seed are ignored), ``multiple``, ``app``.
+``cinn colorize`` and the evaluation use: ``sample`` and ``sample_chunks`` return the
+one prediction ``n`` times (temperature and seed are ignored), ``multiple``, ``app``.
 """
 import keras
 from keras import ops
@@ -94,6 +94,16 @@ class ColorizationRegressor(keras.Model):
         """The prediction ``n`` times: shape (B, n, H, W, 2) (a deterministic model)."""
         ab = self.predict_ab(c)
         return ops.repeat(ab[:, None], int(n), axis=1)
+
+    def sample_chunks(self, c, n=1, temperature=None, seed=None, batch_size=None, **_):
+        """``sample`` as chunks of at most ``batch_size`` rows ``(m, H, W, 2)``, row
+        ``b * n + i`` being condition ``b``'s prediction (the flow's interface)."""
+        ab = self.predict_ab(c)
+        rows = ops.repeat(ab, int(n), axis=0)
+        total = int(ops.shape(rows)[0])
+        step = int(batch_size) if batch_size else total
+        for i in range(0, total, step):
+            yield rows[i:i + step]
 
     def get_config(self):
         return {"name": self.name, "cond_net": keras.saving.serialize_keras_object(self.cond_net),
