@@ -58,8 +58,21 @@ def _add_evaluate(sub):
     p.set_defaults(func=lambda a: importlib.import_module(f"apps.{a.app}.evaluate").run(a))
 
 
+class UsageError(Exception):
+    """A command line argparse cannot parse (``main`` prints it as one line)."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """Usage errors as one line, ``cinn: error: ...`` and exit status 1, like every
+    other user error (argparse would print the usage and exit with 2); sub-commands
+    use this class too."""
+
+    def error(self, message):
+        raise UsageError(f"{message} (see {self.prog} --help)")
+
+
 def build_parser():
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="cinn", description="Conditional invertible neural networks for images: "
         "many plausible answers for one input.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -98,7 +111,11 @@ def _import_quietly(name):
 
 def main(argv=None):
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    args = build_parser().parse_args(argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except UsageError as err:
+        print(f"cinn: error: {err}", file=sys.stderr)
+        return 1
     _import_quietly("keras")
     if args.command == "train":
         try:  # training writes TensorBoard logs with TensorFlow, also on JAX
