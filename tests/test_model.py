@@ -50,6 +50,14 @@ def test_three_level_model_is_invertible(trained_like, scale):
     np.testing.assert_allclose(xr, x, atol=1e-4, rtol=0)
 
 
+def test_decode_and_log_det_is_decode_with_minus_encodes_log_det(trained_like):
+    x, c = data()
+    z, log_det = trained_like.encode(x, c)
+    xr, log_det_inv = trained_like.decode_and_log_det(z, c)
+    np.testing.assert_array_equal(to_np(xr), to_np(trained_like.decode(z, c)))
+    np.testing.assert_allclose(to_np(log_det_inv), -to_np(log_det), rtol=1e-5, atol=1e-3)
+
+
 def test_fresh_model_log_det_and_log_prob():
     model = image_model()
     x, c = data()
