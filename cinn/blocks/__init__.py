@@ -1,4 +1,5 @@
-"""Invertible blocks. Each: ``y, log_det = block(x, c=None, inverse=False)``."""
+"""Invertible blocks. Each: ``y, log_det = block.forward_and_log_det(x, c=None)``,
+``x, log_det = block.inverse_and_log_det(y, c=None)`` (see ``cinn.blocks.base``)."""
 from cinn.blocks.actnorm import ActNorm
 from cinn.blocks.base import InvertibleLayer, soft_clamp
 from cinn.blocks.coupling import AffineCoupling
