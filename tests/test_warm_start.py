@@ -34,9 +34,12 @@ class Record(keras.callbacks.Callback):
 
 
 def test_warm_start_loads_weights_and_continues_the_schedule(tmp_path):
+    from helpers import randomize
+
     keras.utils.set_random_seed(0)
     first = small_model()
-    train(first, toy_data(), epochs=1, batch_size=16, learning_rate=3e-3, verbose=0)
+    first.initialize(*toy_data())
+    randomize(first, 0.05)                    # weights unlike a fresh model's
     first.save(tmp_path / "first.keras")
 
     keras.utils.set_random_seed(5)
@@ -97,10 +100,12 @@ def test_cli_init_and_mismatch_error(tmp_path, capsys):
             "train: {epochs: 1, learning_rate: 0.001, tensorboard: false}\n")
     (tmp_path / "a.yaml").write_text(model % 8 + rest)
     (tmp_path / "b.yaml").write_text(model % 12 + rest)
+    from apps.colorization.model import build_model
+    from apps.common.config import load_config
+
+    init = str(tmp_path / "a.keras")
+    build_model(load_config("colorization", tmp_path / "a.yaml")["model"]).save(init)
     base = ["train", "colorization", "--data", str(data), "--verbose", "0"]
-    assert main(base + ["--config", str(tmp_path / "a.yaml"), "--out", str(tmp_path / "a")]) == 0
-    capsys.readouterr()
-    init = str(tmp_path / "a" / "model.keras")
     assert main(base + ["--config", str(tmp_path / "a.yaml"), "--out", str(tmp_path / "b"),
                         "--init", init, "--init-step", "2", "--epochs", "2"]) == 0
     out = capsys.readouterr().out
