@@ -407,7 +407,8 @@ class ConditionalINN(keras.Model):
         return ops.reshape(ops.concatenate(chunks, axis=0) if len(chunks) > 1 else chunks[0],
                            (bsz, n) + xs)
 
-    def sample_chunks(self, c=None, n=1, temperature=1.0, seed=None, z=None, batch_size=None):
+    def sample_chunks(self, c=None, n=1, temperature=1.0, seed=None, z=None, batch_size=None,
+                      features=None):
         """The samples of ``sample`` as a generator of chunks ``(m, *x_shape)``, sample
         ``k = b * n + i`` (``i``-th sample of condition ``b``) in order: memory for
         ``batch_size`` samples at a time, not ``n``.
@@ -419,7 +420,9 @@ class ConditionalINN(keras.Model):
         samples, block ``j`` drawn with the stateless seed ``[seed, j]``: a sample
         depends on the seed and its index only, not on ``batch_size`` (nor on ``n``
         for the first condition). ``n``, ``temperature`` and ``seed`` are checked by
-        ``cinn.sampling.check_sampling``.
+        ``cinn.sampling.check_sampling``. ``features``: the condition features of ``c``
+        computed by the caller (e.g. in tiles, for very large images), one array per
+        level, instead of ``condition_features(c)``.
         """
         n, temperature, seed = check_sampling(n, temperature, seed)
         if c is None:
@@ -438,24 +441,26 @@ class ConditionalINN(keras.Model):
             z = ops.convert_to_tensor(z, dtype=self.compute_dtype)
             if tuple(z.shape) != (total, dims):
                 raise ValueError(f"z must have shape ({total}, {dims}), got {tuple(z.shape)}")
-        feats = self.condition_features(c)
+        feats = self.condition_features(c) if features is None else [
+            None if f is None else ops.convert_to_tensor(f, dtype=self.compute_dtype)
+            for f in features]
+        features = None  # the caller's arrays are copied: let them go
         if batch_size is None:
             batch_size = max(1, SAMPLE_PASS_VALUES // dims)
         batch_size = max(1, int(batch_size))
-        # JAX runs op by op when eager, compiling each op for each new shape: one
-        # jit-compiled decode is many times faster there. TensorFlow eager is fine.
-        # XLA's CPU convolutions round differently for different batch sizes, so on
-        # JAX every sample is decoded on its own (a chunk changes no result).
-        decode = self._decode_parts
-        if keras.backend.backend() == "jax":
-            decode = functools.partial(_one_by_one, compiled(self, "_decode_parts"))
+        # One compiled decode (jax.jit / tf.function): JAX runs op by op when eager,
+        # compiling each op for each new shape, and a TensorFlow graph frees its
+        # intermediates sooner (about a quarter less peak memory on large images).
+        # Convolutions may round differently for different batch sizes, so every
+        # sample is decoded on its own (a chunk changes no result).
+        decode = functools.partial(_one_by_one, compiled(self, "_decode_parts"))
         noise = None if z is not None else _latents(dims, seed)
         for k0 in range(0, total, batch_size):
             m = min(batch_size, total - k0)
             zc = z[k0:k0 + m] if z is not None else noise.take(m)
             zc = ops.convert_to_tensor(zc, dtype=self.compute_dtype) * temperature
             rows = [k // n for k in range(k0, k0 + m)]
-            fc = [None if f is None else
+            fc = [None if f is None else f if bsz == 1 and m == 1 else
                   (ops.repeat(f, m, axis=0) if bsz == 1 else ops.take(f, rows, axis=0))
                   for f in feats]
             yield decode(self._latent_parts(zc, xs), fc)

@@ -4,9 +4,13 @@ from keras import ops
 
 from apps.colorization.color import merge_lab, split_lab, to_uint8
 from apps.common.images import pad_to_multiple
+from apps.common.tiling import strip_features
 from cinn.errors import CinnError
 from cinn.model import draw_latents
 from cinn.sampling import check_sampling
+
+#: rows per pass of the per-pixel Lab conversions (bounded memory for large photos)
+LAB_ROWS = 256
 
 
 def as_rgb(image):
@@ -29,9 +33,9 @@ def as_rgb(image):
 
 def grey_of(rgb):
     """The L channel of ``rgb`` shown as a grey RGB picture (what the model sees)."""
-    cond, _ = split_lab(as_rgb(rgb))
-    cond = np.asarray(ops.convert_to_numpy(cond), "float32")
-    return to_uint8(merge_lab(cond, np.zeros(cond.shape[:-1] + (2,), "float32")))
+    cond = l_of(as_rgb(rgb))
+    return by_rows(lambda c: to_uint8(merge_lab(c, np.zeros(c.shape[:-1] + (2,), "float32"))),
+                   cond)
 
 
 def sample_ab(model, cond, n=8, temperature=0.8, seed=0, batch_size=None, compiled=False):
@@ -56,7 +60,8 @@ def iter_ab(model, cond, n=8, temperature=0.8, seed=0, batch_size=None):
     """``sample_ab`` a chunk at a time: scaled ab arrays (m, H, W, 2), in order."""
     padded, (h, w) = pad_to_multiple(cond, model.multiple)
     for ab in model.sample_chunks(padded[None], n=n, temperature=temperature, seed=seed,
-                                  batch_size=batch_size):
+                                  batch_size=batch_size,
+                                  features=strip_features(model, padded[None])):
         yield np.asarray(ops.convert_to_numpy(ab), "float32")[:, :h, :w]
 
 
@@ -81,9 +86,22 @@ def iter_colorize(model, image, n=8, temperature=0.8, seed=0, batch_size=None):
     """The samples of ``colorize`` one at a time (uint8 (H, W, 3)), as they are
     drawn: memory for one chunk of samples, not ``n``."""
     n, temperature, seed = check_sampling(n, temperature, seed)
-    rgb = as_rgb(image)
-    cond, _ = split_lab(rgb)
-    cond = np.asarray(ops.convert_to_numpy(cond), "float32")
+    cond = l_of(as_rgb(image))
     for ab in iter_ab(model, cond, n, temperature, seed, batch_size):
         for one in ab:
-            yield to_uint8(merge_lab(cond, one))
+            yield by_rows(lambda c, x: to_uint8(merge_lab(c, x)), cond, one)
+
+
+def by_rows(fn, *images, rows=LAB_ROWS):
+    """``fn(*images)`` of per-pixel functions (the Lab conversions), computed
+    ``rows`` rows at a time: the same values, without full-size intermediates."""
+    if images[0].shape[0] <= rows:
+        return fn(*images)
+    return np.concatenate([fn(*(im[y:y + rows] for im in images))
+                           for y in range(0, images[0].shape[0], rows)], axis=0)
+
+
+def l_of(rgb):
+    """Scaled L (H, W, 1) float32 of uint8 RGB (``split_lab``'s condition)."""
+    return by_rows(lambda x: np.asarray(ops.convert_to_numpy(split_lab(x)[0]), "float32"),
+                   rgb)

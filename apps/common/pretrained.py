@@ -60,7 +60,7 @@ def load_model(app, weights=None, variant=None):
         raise CinnError(f"{path}: no such model file")
     found = app_of_file(path)
     if found != app:
-        raise CinnError(f"{path}: holds a model for {found or 'no cinn app'}, not for {app} "
+        raise CinnError(f"{path}: holds a model for {found or 'an unknown app'}, not for {app} "
                         f"(pass the --weights of a {app} model, or none for the shipped one)")
     try:
         model = keras.saving.load_model(path, compile=False)

@@ -1,0 +1,45 @@
+"""Condition features of very large images, computed in overlapping strips.
+
+A conditioning network made of convolutions sees a bounded neighbourhood of each
+pixel, so its features can be computed strip by strip (full width, ``ROWS`` rows
+plus a margin of ``HALO`` rows above and below, cropped away) with a fraction of
+the memory of one pass over the whole image; the features are the same up to
+float rounding (``tests/test_robustness.py``). Networks that look at the whole
+image (``UNetConditionNet``'s global context) are never split: for them, and for
+images up to ``TILE_PIXELS``, ``strip_features`` returns ``None`` and the model
+computes the features in one pass.
+"""
+import numpy as np
+from keras import ops
+
+#: conditioning networks whose receptive field is local (well inside ``HALO``)
+LOCAL_NETS = ("ConditionNet", "LREncoder")
+#: conditions with more pixels than this are processed in strips
+TILE_PIXELS = 2 ** 20
+#: strip height and margin, in condition pixels (multiples of every level's stride)
+ROWS, HALO = 256, 64
+
+
+def strip_features(model, c, rows=ROWS, halo=HALO, min_pixels=TILE_PIXELS):
+    """``model.condition_features(c)`` for one condition ``c`` (1, H, W, C) computed
+    in strips, as NumPy arrays; ``None`` when the image is small or the model's
+    conditioning network is not known to be local."""
+    c = np.asarray(c)
+    h, w = c.shape[1], c.shape[2]
+    if h * w <= min_pixels or type(model.cond_net).__name__ not in LOCAL_NETS or h <= rows:
+        return None
+    parts = None
+    for y0 in range(0, h, rows):
+        y1 = min(h, y0 + rows)
+        a, b = max(0, y0 - halo), min(h, y1 + halo)
+        feats = model.condition_features(ops.convert_to_tensor(c[:, a:b],
+                                                               model.compute_dtype))
+        if parts is None:
+            parts = [[] for _ in feats]
+        for part, f in zip(parts, feats):
+            if f is None:
+                continue
+            ratio = f.shape[1] / (b - a)
+            part.append(np.asarray(ops.convert_to_numpy(f))[
+                :, round((y0 - a) * ratio):round((y1 - a) * ratio)])
+    return [np.concatenate(p, axis=1) if p else None for p in parts]
