@@ -11,7 +11,8 @@ from keras import ops
 
 from apps.colorization.color import AB_SCALE
 from cinn import ConditionalINN
-from cinn.conditioning import ConditionNet, UNetConditionNet
+from apps.colorization.regressor import ColorizationRegressor  # registered with the model
+from cinn.conditioning import ConditionNet, UNetConditionNet, space_to_depth  # noqa: F401
 
 #: architecture defaults (``configs/colorization.yaml``'s ``model`` section overrides)
 DEFAULTS = {
@@ -66,15 +67,6 @@ class ColorizationINN(ConditionalINN):
                 "cond_squeeze": self.cond_squeeze}
 
 
-def space_to_depth(c):
-    """(B, H, W, C) -> (B, H/2, W/2, 4C): the conditioning net then works at half
-    resolution, 4x cheaper, losing nothing (a permutation of the pixels)."""
-    b, h, w, ch = ops.shape(c)[0], ops.shape(c)[1], ops.shape(c)[2], ops.shape(c)[3]
-    c = ops.reshape(c, (b, h // 2, 2, w // 2, 2, ch))
-    c = ops.transpose(c, (0, 1, 3, 2, 4, 5))
-    return ops.reshape(c, (b, h // 2, w // 2, 4 * ch))
-
-
 def build_model(cfg=None):
     """A fresh ``ColorizationINN`` from a config's ``model`` section."""
     cfg = {**DEFAULTS, **(cfg or {})}
@@ -100,8 +92,6 @@ def build_model(cfg=None):
     else:
         raise ValueError(f"model.cond_net must be 'pyramid' or 'unet', got {cfg['cond_net']!r}")
     if cfg["type"] == "regressor":
-        from apps.colorization.regressor import ColorizationRegressor
-
         if not squeeze:
             raise ValueError("the colorization regressor needs cond_squeeze: true")
         return ColorizationRegressor(cond_net, head_hidden=int(cfg["head_hidden"]),

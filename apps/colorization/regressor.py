@@ -18,17 +18,8 @@ one prediction ``n`` times (temperature and seed are ignored), ``multiple``, ``a
 import keras
 from keras import ops
 
-from apps.colorization.model import space_to_depth
-from cinn.conditioning import upsample_bilinear_2x
+from cinn.conditioning import depth_to_space, space_to_depth, upsample_bilinear_2x
 from cinn.distribute import scale_loss_for_replicas
-
-
-def depth_to_space(h):
-    """(B, H, W, 4C) -> (B, 2H, 2W, C), the inverse of ``space_to_depth``."""
-    b, hh, ww, ch = ops.shape(h)[0], ops.shape(h)[1], ops.shape(h)[2], ops.shape(h)[3]
-    h = ops.reshape(h, (b, hh, ww, 2, 2, ch // 4))
-    h = ops.transpose(h, (0, 1, 3, 2, 4, 5))
-    return ops.reshape(h, (b, 2 * hh, 2 * ww, ch // 4))
 
 
 @keras.saving.register_keras_serializable(package="cinn_apps")
