@@ -265,3 +265,18 @@ def test_export_refuses_a_non_empty_folder(tmp_path, capfd):
                  "--weights", str(tmp_path / "none.keras")]) == 1
     one_error(capfd, "no such model file")
     assert (folder / "notes.txt").read_text() == "keep"
+
+
+def test_strip_features_equal_one_pass(models):
+    from keras import ops
+
+    from apps.common.tiling import strip_features
+
+    model = models["inpainting"][0]
+    c = np.random.default_rng(5).random((1, 72, 12, 4)).astype("float32") - 0.5
+    full = [np.asarray(ops.convert_to_numpy(f)) for f in model.condition_features(c)]
+    strips = strip_features(model, c, rows=16, halo=32, min_pixels=0)
+    assert [f.shape for f in strips] == [f.shape for f in full]
+    for a, b in zip(strips, full):
+        assert np.abs(a - b).max() <= 1e-5
+    assert strip_features(model, c) is None                   # small: one pass
