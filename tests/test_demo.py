@@ -266,13 +266,19 @@ def demo_url(demo_process, tmp_path_factory):
     from apps.common.pretrained import load_model
     from apps.demo import ui
 
-    demo = ui.build({"colorization": load_model("colorization")}, folder)
-    ui.launch(demo, "127.0.0.1", port, folder, block=False)
+    saved = os.environ.pop("GRADIO_TEMP_DIR", None)    # build() points it into folder
     try:
-        wait_until_served(url)
-        yield url, None
+        demo = ui.build({"colorization": load_model("colorization")}, folder)
+        ui.launch(demo, "127.0.0.1", port, folder, block=False)
+        try:
+            wait_until_served(url)
+            yield url, None
+        finally:
+            demo.close()
     finally:
-        demo.close()
+        os.environ.pop("GRADIO_TEMP_DIR", None)
+        if saved is not None:
+            os.environ["GRADIO_TEMP_DIR"] = saved
 
 
 def test_two_clients_at_once_and_bad_input(demo_url, tmp_path):
@@ -284,7 +290,8 @@ def test_two_clients_at_once_and_bad_input(demo_url, tmp_path):
     url, log = demo_url
     pics = [write_png(tmp_path / f"pic{k}.png", photo(24, name))
             for k, name in enumerate(("astronaut", "coffee"))]
-    clients = [Client(url, verbose=False) for _ in pics]
+    clients = [Client(url, verbose=False, analytics_enabled=False,
+                      download_files=str(tmp_path / "downloads")) for _ in pics]
     barrier, results = threading.Barrier(2), [None, None]
 
     def ask(k):

@@ -21,7 +21,6 @@ def add_command(sub):
 
 def run(args):
     import importlib.util
-    import os
 
     from apps.demo.ui import offline_environment
     from cinn.errors import CinnError
@@ -39,7 +38,6 @@ def run(args):
           flush=True)
     models = jobs.load_models(args.weights_dir, say=lambda m: print(m, flush=True))
     workdir = ui.make_workdir()
-    os.environ.setdefault("GRADIO_TEMP_DIR", str(workdir / "gradio"))  # uploads: ours too
     try:
         demo = ui.build(models, workdir)
         print(f"[cinn] demo: starting http://{args.host}:{args.port} (Ctrl+C stops it)",

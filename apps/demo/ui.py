@@ -206,9 +206,10 @@ def build(models, workdir):
     """The Gradio ``Blocks`` of the demo for loaded ``models`` (see
     ``jobs.load_models``); example pictures and result files go to ``workdir``."""
     offline_environment()
+    workdir = Path(workdir)
+    os.environ.setdefault("GRADIO_TEMP_DIR", str(workdir / "gradio"))  # uploads there too
     import gradio as gr
 
-    workdir = Path(workdir)
     examples = write_examples(workdir / "examples")
     files = ResultFiles(workdir / "results")
 
