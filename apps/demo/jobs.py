@@ -82,6 +82,13 @@ def _too_large(w, h, limit_key, what):
             f"({limit:,} pixels). Downscale or crop it first.")
 
 
+def too_large_message(name, limit_key, what):
+    """For a picture too large even to open (Pillow's decompression-bomb limit)."""
+    limit, stated = LIMITS[limit_key]
+    return (f"{name} is far too large; {what} in this demo takes at most {stated} "
+            f"({limit:,} pixels). Downscale or crop it first.")
+
+
 def read_upload(path, limit_key, what):
     """Read an uploaded file as uint8 RGB after checking its size from the
     header (so a huge image is refused before it is decoded). Returns
@@ -93,11 +100,14 @@ def read_upload(path, limit_key, what):
     try:
         from PIL import Image
 
-        Image.MAX_IMAGE_PIXELS = None  # our own limit below, stated in the page
-        with Image.open(path) as im:
-            w, h = im.size
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(path) as im:  # reads the header only
+                w, h = im.size
     except ImportError:  # pragma: no cover - Pillow comes with the demo extra
         w = h = None
+    except Image.DecompressionBombError:
+        raise DemoInputError(too_large_message(name, limit_key, what)) from None
     except Exception:  # noqa: BLE001 - any decoder failure: not an image we can read
         raise DemoInputError(f"{name} is not a readable image (corrupt file or unsupported "
                              "format); upload a PNG, JPEG, BMP, TIFF or WebP picture.") from None

@@ -143,19 +143,24 @@ def _page_error(gr, err):
                     "still running, try again with other input.", duration=30)
 
 
-def guard_upload(gr, component):
+def guard_upload(gr, component, limit_key, what):
     """Gradio decodes an upload before our code sees it: turn its failure on a
-    corrupt or non-image file into a clear message in the page."""
+    corrupt, non-image or enormous file into a clear message in the page."""
+    from PIL import Image
+
     preprocess = component.preprocess
 
     def checked(payload):
         try:
             return preprocess(payload)
-        except Exception:  # noqa: BLE001 - any decoder failure means: not an image
+        except Exception as err:  # noqa: BLE001 - any decoder failure means: not an image
             name = getattr(payload, "orig_name", None) or "the file"
-            raise gr.Error(f"{name} is not a readable image (corrupt file or unsupported "
-                           "format); upload a PNG, JPEG, BMP, TIFF or WebP picture.",
-                           duration=30, title="Bad input", print_exception=False) from None
+            message = (jobs.too_large_message(name, limit_key, what)
+                       if isinstance(err, Image.DecompressionBombError) else
+                       f"{name} is not a readable image (corrupt file or unsupported "
+                       "format); upload a PNG, JPEG, BMP, TIFF or WebP picture.")
+            raise gr.Error(message, duration=30, title="Bad input",
+                           print_exception=False) from None
 
     component.preprocess = checked
     return component
@@ -244,7 +249,7 @@ def build(models, workdir):
                         inp = guard_upload(gr, gr.Image(
                             type="filepath", image_mode=None, sources=["upload", "clipboard"],
                             label="photo (colour or grey; only its lightness is used)",
-                            elem_id="col-input"))
+                            elem_id="col-input"), "colorization", "colorization")
                         gr.Examples([[p] for p in examples["colorization"]], inputs=inp,
                                     label="or one of scikit-image's photos")
                         ctl = _controls(gr, "col", 4, 0.8)
@@ -258,7 +263,8 @@ def build(models, workdir):
                     with gr.Column(scale=1):
                         inp = guard_upload(gr, gr.Image(
                             type="filepath", image_mode=None, sources=["upload", "clipboard"],
-                            label="low-resolution image", elem_id="sr-input"))
+                            label="low-resolution image", elem_id="sr-input"),
+                            "superres4", "super-resolution")
                         scale = gr.Radio(scales, value="4x", label="scale", elem_id="sr-scale")
                         gr.Examples([[p, "4x"] for p in examples["superres4"]]
                                     + ([[p, "8x"] for p in examples["superres8"]]
@@ -283,7 +289,8 @@ def build(models, workdir):
                             transforms=(), label="image: paint the hole with the brush",
                             brush=gr.Brush(default_size="auto", colors=["#ff00ff"],
                                            color_mode="fixed"),
-                            eraser=gr.Eraser(default_size="auto"), elem_id="inp-input"))
+                            eraser=gr.Eraser(default_size="auto"), elem_id="inp-input"),
+                            "inpainting", "inpainting")
                         gr.Examples([[p] for p in examples["inpainting"]], inputs=editor,
                                     label="or one of scikit-image's photos")
                         box = gr.Textbox(label="or a box: x,y,w,h (pixels; added to the "
