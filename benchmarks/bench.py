@@ -1,7 +1,7 @@
 """Training and sampling speed against FrEIA, % of the machine's matmul peak, and the
 full ``cinn train`` step of every app.
 
-The final run (the defaults; about 25 minutes on the 2-core CPU; use a quiet machine):
+The final run (the defaults; about 25-30 minutes on the 2-core CPU; use a quiet machine):
 
     python -m benchmarks.bench --out benchmarks/results
 
@@ -21,14 +21,16 @@ What one run measures, in this order:
    10 timed ones, in GFLOP/s (2 n^3 per product). The peak is the best library's figure;
    it is measured at the start and at the end of the run and the higher of the two is
    used (a load spike at one end cannot inflate the % of peak).
-2. **FLOPs**, once per (arch, batch): one training step (forward + backward) and one
-   sampling pass (the inverse, forward only) of the FrEIA twin of the flow
-   (``benchmarks/freia_arch.py``), counted with ``torch.utils.flop_counter.FlopCounterMode``
-   (convolutions and matrix products). Both libraries are credited with these FLOPs.
-   As a cross-check, the same quantities are counted on cinn's own flow from the jaxpr
-   of its JAX training step / decode pass (``jaxpr_flops``: every ``conv_general_dilated``
-   and ``dot_general``, 2 x output elements x contracted size; the count the app steps
-   use, see 4.); the two counts are written side by side.
+2. **FLOPs**, per (arch, batch), counted in the first round's processes after their
+   timing: one training step (forward + backward) and one sampling pass (the inverse,
+   forward only) of the FrEIA twin of the flow (``benchmarks/freia_arch.py``), with
+   ``torch.utils.flop_counter.FlopCounterMode`` (convolutions and matrix products).
+   Both libraries are credited with these FLOPs. As a cross-check, the same quantities
+   are counted on cinn's own flow from the jaxpr of its JAX training step / decode pass
+   (``jaxpr_flops``: every ``conv_general_dilated`` and ``dot_general``, 2 x output
+   elements x contracted size; the count the app steps use, see 4.); the two are
+   written side by side (they agree to 1.5%: cinn's 1x1 convolutions are learned,
+   FrEIA's twin has fixed ones).
 3. **Bare flow**, per (arch, batch, precision): the app's flow (levels, subnets, clamp
    from ``configs/<app>.yaml``) with the conditioning network left out and its per-level
    features fed as inputs, in cinn (each Keras backend) and in FrEIA. The processes are
@@ -49,8 +51,9 @@ What one run measures, in this order:
    flow at the app's own shapes (its conditioning features computed once and fed as
    inputs) is timed as in 3. FLOPs of the app step: the jaxpr count of ``cinn train``'s
    own JAX training step (flow + conditioning network, forward + backward, standard
-   backprop), once per app; of its bare flow: the jaxpr count of the bare training
-   step. app / bare = the app step's GFLOP/s over the bare step's, per process (paired).
+   backprop), in the first JAX round after the timing; of its bare flow: the jaxpr
+   count of the bare training step. app / bare = the app step's GFLOP/s over the bare
+   step's, per process (paired).
    Data: ``--data`` (default ``../shared/data/train/bsds432``); when missing, a few
    synthetic PNGs in a temporary folder (noted in the report).
 
@@ -82,6 +85,9 @@ APPS = ("colorization", "superres", "inpainting")
 PEAK_LIBS = ("numpy", "torch", "tensorflow", "jax")
 DEFAULT_DATA = ROOT.parent / "shared" / "data" / "train" / "bsds432"
 WARMUP_STEPS = 3
+LIB_ORDER = ("torch", "tensorflow", "jax")  # table columns: FrEIA, cinn TF, cinn JAX
+FLOP_KEYS = ("twin_train_flops", "twin_sample_flops", "cinn_train_flops", "cinn_sample_flops",
+             "app_flops", "bare_flops")
 
 
 def arch_spec(arch, cond_shape=None):
@@ -331,7 +337,34 @@ def time_freia_flow(spec, batch, steps, device, seed=0, precision="float32"):
 
     timed(one, 2)
     out["sample_wall"], out["sample_cpu"] = timed(one, max(3, steps // 2))
-    return out, sum(p.numel() for p in net.parameters())
+    return out, net, x, feats
+
+
+def twin_flops(net, x, feats):
+    """Conv/matmul FLOPs (``torch.utils.flop_counter``) of one training step
+    (forward + backward) and one sampling pass (``rev=True``) of a FrEIA net."""
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with FlopCounterMode(display=False) as fc:
+        _freia_loss(net, x, feats).backward()
+    net.zero_grad()
+    out = {"twin_train_flops": int(fc.get_total_flops())}
+    z = _freia_latents(net, x, feats)
+    with torch.no_grad(), FlopCounterMode(display=False) as fc:
+        net(z, c=feats, rev=True)
+    out["twin_sample_flops"] = int(fc.get_total_flops())
+    return out
+
+
+def cinn_flow_flops(model, x, feats):
+    """The same two counts on cinn's flow (``jaxpr_flops``; JAX backend)."""
+    import jax
+    import numpy as np
+
+    z = np.zeros((len(x), int(np.prod(x.shape[1:]))), "float32")
+    return {"cinn_train_flops": keras_train_step_flops(model, (x, feats)),
+            "cinn_sample_flops": jaxpr_flops(jax.make_jaxpr(model.decode)(z, feats))}
 
 
 def peak_memory_mb(framework, device):
@@ -363,52 +396,48 @@ def _medians(t, batch):
 
 
 # -- the measurements, one per process ------------------------------------------------
-def measure_bench(framework, arch, batch, steps, device, precision="float32"):
+def measure_bench(framework, arch, batch, steps, device, precision="float32",
+                  count_flops=False):
+    """One library's bare flow: per-step timings (and, with ``count_flops``, after
+    the timing: the FrEIA twin's FLOPs, or cinn's jaxpr count on JAX)."""
     spec = arch_spec(arch)
+    flops = {}
     if framework == "cinn":
         import keras
 
         x, feats = _cinn_inputs(spec, batch)
         t, model = time_cinn_flow(spec, x, feats, steps, precision)
         params, backend = model.count_params(), keras.backend.backend()
+        mem = peak_memory_mb(framework, device)
+        if count_flops and backend == "jax":
+            flops = cinn_flow_flops(model, x, feats)
     else:
-        t, params = time_freia_flow(spec, batch, steps, device, precision=precision)
-        backend = "torch"
+        t, net, x, feats = time_freia_flow(spec, batch, steps, device, precision=precision)
+        params, backend = sum(p.numel() for p in net.parameters()), "torch"
+        mem = peak_memory_mb(framework, device)
+        if count_flops:
+            flops = twin_flops(net, x, feats)
     return {"kind": "bench", "framework": framework, "backend": backend, "arch": arch,
             "batch": batch, "device": device, "precision": precision, **_medians(t, batch),
-            "peak_mem_mb": round(peak_memory_mb(framework, device), 1), "params": int(params)}
+            "peak_mem_mb": round(mem, 1), "params": int(params), **flops}
 
 
 def measure_flops(arch, batch):
     """Training-step and sampling-pass FLOPs of the FrEIA twin (torch counter) and,
-    when JAX is the Keras backend, of cinn's flow (jaxpr count)."""
-    import torch
-    from torch.utils.flop_counter import FlopCounterMode
+    when JAX is the Keras backend, of cinn's flow (jaxpr count); for runs without
+    FrEIA timings or without the JAX backend."""
+    import keras
 
     spec = arch_spec(arch)
     net, x, feats, _ = _freia_setup(spec, batch, "cpu")
-    with FlopCounterMode(display=False) as fc:
-        _freia_loss(net, x, feats).backward()
-    out = {"kind": "flops", "arch": arch, "batch": batch,
-           "twin_train_flops": int(fc.get_total_flops())}
-    z = _freia_latents(net, x, feats)
-    with torch.no_grad(), FlopCounterMode(display=False) as fc:
-        net(z, c=feats, rev=True)
-    out["twin_sample_flops"] = int(fc.get_total_flops())
-    import keras
-
+    out = {"kind": "flops", "arch": arch, "batch": batch, **twin_flops(net, x, feats)}
     if keras.backend.backend() == "jax":
-        import jax
-        import numpy as np
-
         cx, cfeats = _cinn_inputs(spec, batch)
         model = flow_only(spec, [None if f is None else f.shape[1:] for f in cfeats])
         model.initialize(cx, cfeats)
         model.compile(optimizer=keras.optimizers.Adam(1e-4))
         model.train_on_batch((cx, cfeats))
-        out["cinn_train_flops"] = keras_train_step_flops(model, (cx, cfeats))
-        cz = np.zeros((batch, int(np.prod(cx.shape[1:]))), "float32")
-        out["cinn_sample_flops"] = jaxpr_flops(jax.make_jaxpr(model.decode)(cz, cfeats))
+        out.update(cinn_flow_flops(model, cx, cfeats))
     return out
 
 
@@ -543,8 +572,34 @@ def _first_batch(model, data):
     return x, c, feats, spec
 
 
-def measure_app(app, data_dir, epochs, steps, bare_steps, warmup_epochs=1):
-    """Steps of ``cinn train APP`` and of the app's bare flow at the same shapes."""
+def app_step_flops(model, x, c, bare):
+    """Conv/matmul FLOPs (jaxpr count, JAX backend) of one ``cinn train`` step of the
+    app ``model`` (flow + conditioning network, forward + backward; standard backprop,
+    and as configured) and of one training step of its ``bare`` flow."""
+    import numpy as np
+    from keras import ops
+
+    out = {}
+    executed = keras_train_step_flops(model, (x, c))
+    mode = getattr(model, "backprop", "standard")
+    if mode != "standard":
+        model.backprop = "standard"
+        try:
+            out["app_flops"] = keras_train_step_flops(model, (x, c))
+        finally:
+            model.backprop = mode
+    else:
+        out["app_flops"] = executed
+    out["app_flops_executed"] = executed
+    feats = [None if f is None else np.asarray(ops.convert_to_numpy(f), "float32")
+             for f in model.condition_features(ops.convert_to_tensor(np.asarray(c)))]
+    out["bare_flops"] = keras_train_step_flops(bare, (x, feats))
+    return out
+
+
+def measure_app(app, data_dir, epochs, steps, bare_steps, warmup_epochs=1, count_flops=False):
+    """Steps of ``cinn train APP`` and of the app's bare flow at the same shapes
+    (with ``count_flops`` on JAX, after the timing: ``app_step_flops``)."""
     import keras
 
     got = {}
@@ -554,14 +609,20 @@ def measure_app(app, data_dir, epochs, steps, bare_steps, warmup_epochs=1):
         got["backprop"] = getattr(model, "backprop", "standard")
         got["bare_inputs"] = _first_batch(model, data)
         got["batch"] = len(got["bare_inputs"][0])
+        got["model"] = model
 
     with tempfile.TemporaryDirectory() as tmp:
         timer = _run_cinn_train(app, data_dir, epochs, steps, Path(tmp) / "run", on_done)
     wall, cpu = step_times(timer.epochs, warmup_epochs)
     if not wall:
         raise RuntimeError("no timed steps: raise --app-epochs above --app-warmup-epochs")
-    x, _, feats, spec = got.pop("bare_inputs")
-    bare, _ = time_cinn_flow(spec, x, feats, bare_steps, sample=False)
+    x, c, feats, spec = got.pop("bare_inputs")
+    model = got.pop("model")
+    bare, bare_model = time_cinn_flow(spec, x, feats, bare_steps, sample=False)
+    mem = peak_memory_mb("cinn", "cpu")
+    flops = {}
+    if count_flops and keras.backend.backend() == "jax":
+        flops = app_step_flops(model, x, c, bare_model)
     return {"kind": "app", "app": app, "backend": keras.backend.backend(), **got,
             "app_step_s": statistics.median(wall), "app_cpu_s": statistics.median(cpu),
             "app_steps_per_s": 1 / statistics.median(wall),
@@ -570,13 +631,12 @@ def measure_app(app, data_dir, epochs, steps, bare_steps, warmup_epochs=1):
             "bare_step_s": statistics.median(bare["train_wall"]),
             "bare_cpu_s": statistics.median(bare["train_cpu"]),
             "bare_steps_per_s": 1 / statistics.median(bare["train_wall"]),
-            "peak_mem_mb": round(peak_memory_mb("cinn", "cpu"), 1)}
+            "peak_mem_mb": round(mem, 1), **flops}
 
 
 def measure_app_flops(app, data_dir):
-    """FLOPs (jaxpr count, JAX backend) of one ``cinn train APP`` step (flow +
-    conditioning network, forward + backward, standard backprop) and of one
-    training step of its bare flow at the same shapes."""
+    """``app_step_flops`` of a one-step ``cinn train APP`` (JAX backend), for runs
+    whose app timings do not include JAX."""
     import keras
 
     if keras.backend.backend() != "jax":
@@ -585,22 +645,12 @@ def measure_app_flops(app, data_dir):
 
     def on_done(model, data, timer):
         x, c, feats, spec = _first_batch(model, data)
-        inputs = (x, c)
-        executed = keras_train_step_flops(model, inputs)
-        mode = getattr(model, "backprop", "standard")
-        if mode != "standard":
-            model.backprop = "standard"
-            got["app_flops"] = keras_train_step_flops(model, inputs)
-            model.backprop = mode
-        else:
-            got["app_flops"] = executed
-        got["app_flops_executed"], got["backprop"] = executed, mode
-        got["batch"] = len(x)
         bare = flow_only(spec, [None if f is None else f.shape[1:] for f in feats])
         bare.initialize(x, feats)
         bare.compile(optimizer=keras.optimizers.Adam(1e-4))
         bare.train_on_batch((x, feats))
-        got["bare_flops"] = keras_train_step_flops(bare, (x, feats))
+        got.update(app_step_flops(model, x, c, bare), batch=len(x),
+                   backprop=getattr(model, "backprop", "standard"))
 
     with tempfile.TemporaryDirectory() as tmp:
         _run_cinn_train(app, data_dir, 1, 1, Path(tmp) / "run", on_done)
@@ -611,14 +661,14 @@ def measure(job, steps, device):
     kind = job["kind"]
     if kind == "bench":
         return measure_bench(job["framework"], job["arch"], job["batch"], steps, device,
-                             job.get("precision", "float32"))
+                             job.get("precision", "float32"), job.get("count_flops", False))
     if kind == "flops":
         return measure_flops(job["arch"], job["batch"])
     if kind == "peak":
         return measure_peak(job["lib"], device)
     if kind == "app":
         return measure_app(job["app"], job["data"], job["epochs"], job["steps"], steps,
-                           job.get("warmup_epochs", 1))
+                           job.get("warmup_epochs", 1), job.get("count_flops", False))
     if kind == "appflops":
         return measure_app_flops(job["app"], job["data"])
     raise ValueError(kind)
@@ -628,10 +678,12 @@ def measure(job, steps, device):
 def versions():
     out = {"python": platform.python_version(), "machine": platform.machine(),
            "cpus": os.cpu_count(), "cpu_model": cpu_model()}
-    for mod in ("keras", "tensorflow", "jax", "torch", "FrEIA", "numpy"):
+    from importlib import metadata
+
+    for dist in ("keras", "tensorflow", "jax", "jaxlib", "torch", "FrEIA", "numpy"):
         try:
-            out[mod] = __import__(mod).__version__
-        except Exception:  # noqa: BLE001 - not installed / no version
+            out[dist] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
             pass
     return out
 
@@ -652,8 +704,8 @@ def peak_of(rows):
     by = {}
     for r in rows:
         if r.get("kind") == "peak":
-            by.setdefault(r.get("phase", "start"), {})[r["lib"]] = r["gflops"]
-    best = max((max(v.values()) for v in by.values() if v), default=None)
+            by.setdefault(r.get("phase", "start"), {})[r["lib"]] = r
+    best = max((max(x["gflops"] for x in v.values()) for v in by.values() if v), default=None)
     return best, by
 
 
@@ -682,11 +734,16 @@ def paired_ratios(rows_a, rows_b, key):
             if r.get(key) and r.get("round") in b]
 
 
+def _lib_key(fb):
+    framework, backend = fb[0], fb[1]
+    return (framework != "freia",
+            LIB_ORDER.index(backend) if backend in LIB_ORDER else len(LIB_ORDER), backend)
+
+
 def bench_table(rows, flops, peak):
     """The issue's table: one line per (arch, batch, device, precision)."""
     bench = [r for r in rows if r.get("kind", "bench") == "bench"]
-    libs = sorted({(r["framework"], r["backend"]) for r in bench},
-                  key=lambda fb: (fb[0] != "freia", fb[1]))
+    libs = sorted({(r["framework"], r["backend"]) for r in bench}, key=_lib_key)
     ref = ("freia", "torch")
 
     def name(fb):
@@ -736,7 +793,7 @@ def cpu_table(rows):
              "(process CPU) | CPU / wall | sample ms/pass (wall) | sample ms/pass (CPU) | "
              "peak MB |", "|" + " --- |" * 10]
     keys = sorted({(r["arch"], r["batch"], r.get("precision", "float32"), r["framework"],
-                    r["backend"]) for r in bench}, key=lambda k: (k[:3], k[3] != "freia", k[4]))
+                    r["backend"]) for r in bench}, key=lambda k: (k[:3], _lib_key(k[3:])))
     for arch, batch, prec, fw, be in keys:
         g = [r for r in bench if (r["arch"], r["batch"], r.get("precision", "float32"),
                                   r["framework"], r["backend"]) == (arch, batch, prec, fw, be)]
@@ -776,12 +833,13 @@ def flops_table(flops):
 
 def app_table(rows, peak):
     apps = [r for r in rows if r.get("kind") == "app"]
-    aflops = {r["app"]: r for r in rows if r.get("kind") == "appflops"}
+    aflops = flops_by_app(rows)
     lines = ["| app | batch | backend | app step/s | sustained step/s | GFLOP/step "
              "(flow + cond. net) | app GFLOP/s | % of peak | bare flow step/s | bare "
              "GFLOP/step | bare GFLOP/s | app / bare GFLOP/s |", "|" + " --- |" * 12]
     for app, be in sorted({(r["app"], r["backend"]) for r in apps},
-                          key=lambda k: (APPS.index(k[0]) if k[0] in APPS else 9, k[1])):
+                          key=lambda k: (APPS.index(k[0]) if k[0] in APPS else 9,
+                                         _lib_key(("cinn", k[1])))):
         g = [r for r in apps if (r["app"], r["backend"]) == (app, be)]
         f = aflops.get(app, {})
         a, b = f.get("app_flops"), f.get("bare_flops")
@@ -802,7 +860,24 @@ def app_table(rows, peak):
 
 
 def flops_by_arch(rows):
-    return {(r["arch"], r["batch"]): r for r in rows if r.get("kind") == "flops"}
+    """(arch, batch) -> the FLOP counts found in any row of that arch and batch."""
+    out = {}
+    for r in rows:
+        if r.get("kind", "bench") in ("bench", "flops"):
+            d = out.setdefault((r["arch"], r["batch"]), {})
+            for k in FLOP_KEYS[:4]:
+                if r.get(k) and not d.get(k):
+                    d[k] = r[k]
+    return {k: v for k, v in out.items() if v}
+
+
+def flops_by_app(rows):
+    """app -> its app and bare step FLOPs (from a JAX app row or an appflops row)."""
+    out = {}
+    for r in rows:
+        if r.get("kind") in ("app", "appflops") and r.get("app_flops"):
+            out.setdefault(r["app"], r)
+    return out
 
 
 def render_report(rows, meta):
@@ -818,10 +893,13 @@ def render_report(rows, meta):
         lines.append(f"Load average (1 min) at start {meta['loadavg_start']:.2f}, at end "
                      f"{meta.get('loadavg_end', float('nan')):.2f}.")
     if peak:
-        parts = "; ".join(f"{phase}: " + ", ".join(f"{lib} {v:.0f}" for lib, v in libs.items())
-                          for phase, libs in by_phase.items())
+        parts = "; ".join(f"{phase}: " + ", ".join(
+            f"{lib} {r['gflops']:.0f}" + (f" (CPU/wall {r['cpu_over_wall']:.2f})"
+                                          if r.get("cpu_over_wall") else "")
+            for lib, r in libs.items()) for phase, libs in by_phase.items())
         lines.append(f"**Peak**: {peak:.0f} GFLOP/s (2048x2048 float32 matmul, all cores, "
-                     f"median of 10; best library, higher of start and end; {parts}).")
+                     f"median of 10; best library, higher of start and end; {parts}; "
+                     f"a CPU/wall well below the core count means other load).")
     lines.append(f"Settings: {meta.get('settings', '')}.")
     if meta.get("synthetic_data"):
         lines.append("**Data**: the training folder was missing: synthetic images were used "
@@ -869,7 +947,7 @@ def plot(rows, path):
     for col, arch in enumerate(archs):
         sel = [r for r in bench if r["arch"] == arch]
         series = sorted({(r["framework"], r["backend"], r.get("precision", "float32"))
-                         for r in sel}, key=lambda s: (s[0] != "freia", s[1], s[2]))
+                         for r in sel}, key=lambda s: (_lib_key(s), s[2]))
         batches = sorted({r["batch"] for r in sel})
         width = 0.8 / max(1, len(series))
         for row, (key, label) in enumerate((("train_steps_per_s", "training images/s"),
@@ -898,8 +976,10 @@ def plot(rows, path):
             ax.legend(fontsize=8)
     if apps:
         ax = axes[0][-1]
-        aflops = {r["app"]: r for r in rows if r.get("kind") == "appflops"}
-        keys = sorted({(r["app"], r["backend"]) for r in apps})
+        aflops = flops_by_app(rows)
+        keys = sorted({(r["app"], r["backend"]) for r in apps},
+                      key=lambda k: (APPS.index(k[0]) if k[0] in APPS else 9,
+                                     _lib_key(("cinn", k[1]))))
         for i, (kind, label) in enumerate((("app", "cinn train step"), ("bare", "bare flow"))):
             ys, errs = [], [[], []]
             for app, be in keys:
@@ -914,6 +994,9 @@ def plot(rows, path):
             ax.bar([j + (i - 0.5) * 0.4 for j in range(len(keys))], ys, 0.4, yerr=errs,
                    capsize=3, label=label)
         ax.set_xticks(range(len(keys)), [f"{a}\n{b}" for a, b in keys], fontsize=7)
+        peak = peak_of(rows)[0]
+        if peak:
+            ax.axhline(peak, color="grey", ls="--", lw=1, label=f"peak {peak:.0f}")
         ax.set_ylabel("GFLOP/s")
         ax.set_title("apps: full step vs bare flow")
         ax.legend(fontsize=8)
@@ -1013,8 +1096,8 @@ def main(argv=None):
     p.add_argument("--apps", nargs="*", default=list(APPS), choices=list(APPS),
                    help="apps whose full `cinn train` step to time (none: skip)")
     p.add_argument("--app-repeats", type=int, default=3)
-    p.add_argument("--app-epochs", type=int, default=3, help="epochs of each app run")
-    p.add_argument("--app-steps", type=int, default=8, help="steps per epoch of each app run")
+    p.add_argument("--app-epochs", type=int, default=2, help="epochs of each app run")
+    p.add_argument("--app-steps", type=int, default=10, help="steps per epoch of each app run")
     p.add_argument("--app-warmup-epochs", type=int, default=1,
                    help="first epochs of an app run left out (compilation)")
     p.add_argument("--data", default=str(DEFAULT_DATA),
@@ -1084,55 +1167,57 @@ def main(argv=None):
             if r:
                 print(f"peak ({phase}) {lib}: {r['gflops']:.1f} GFLOP/s", flush=True)
 
+    def say_flops(r, what):
+        keys = [k for k in FLOP_KEYS if r.get(k)]
+        if keys:
+            print(f"  FLOPs {what}: " + ", ".join(f"{k[:-6]} {r[k] / 1e9:.4g} G"
+                                                  for k in keys), flush=True)
+
     try:
         peaks("start")
         cinn_backends = args.backends if "cinn" in args.frameworks else []
-        for arch in args.arch:
-            for b in args.batch_sizes:
-                r = add(run_job({"kind": "flops", "arch": arch, "batch": b}, args,
-                                "jax" if "jax" in cinn_backends else None))
-                if r:
-                    print(f"FLOPs {arch} batch {b}: train {r['twin_train_flops'] / 1e9:.3f} "
-                          f"GFLOP (cinn jaxpr {r.get('cinn_train_flops', 0) / 1e9:.3f}), "
-                          f"sample {r['twin_sample_flops'] / 1e9:.3f} GFLOP (cinn "
-                          f"{r.get('cinn_sample_flops', 0) / 1e9:.3f})", flush=True)
         libs = [("freia", "torch")] * ("freia" in args.frameworks) + [
             ("cinn", be) for be in cinn_backends]
         for arch in args.arch:
             for b in args.batch_sizes:
-                for prec in args.precision:
+                if "freia" not in args.frameworks:  # the twin's FLOPs in a process of its own
+                    say_flops(add(run_job({"kind": "flops", "arch": arch, "batch": b}, args,
+                                          "jax" if "jax" in cinn_backends else None)) or {},
+                              f"{arch} batch {b}")
+                for p_i, prec in enumerate(args.precision):
                     for rnd in range(args.repeats):
                         for fw, be in libs:
                             print(f"[round {rnd + 1}/{args.repeats}] {fw} ({be}) {arch} batch "
                                   f"{b} {prec} ...", flush=True)
                             job = {"kind": "bench", "framework": fw, "arch": arch,
-                                   "batch": b, "precision": prec}
+                                   "batch": b, "precision": prec,
+                                   "count_flops": rnd == 0 and p_i == 0}
                             r = add(run_job(job, args, be if fw == "cinn" else None),
                                     round=rnd)
                             if r:
                                 print(f"  train {r['train_steps_per_s']:.3g} step/s (CPU "
                                       f"{1000 * r['train_cpu_s']:.1f} ms/step), sample "
                                       f"{r['sample_images_per_s']:.4g} img/s", flush=True)
+                                say_flops(r, f"{arch} batch {b}")
         if args.apps and "cinn" in args.frameworks and args.device == "cpu":
             for app in args.apps:
-                if "jax" in cinn_backends:
-                    r = add(run_job({"kind": "appflops", "app": app, "data": str(data)}, args,
-                                    "jax"))
-                    if r:
-                        print(f"FLOPs {app} step: {r['app_flops'] / 1e9:.3f} GFLOP, bare flow "
-                              f"{r['bare_flops'] / 1e9:.3f} GFLOP", flush=True)
+                if "jax" not in cinn_backends:  # FLOPs are counted on JAX
+                    say_flops(add(run_job({"kind": "appflops", "app": app, "data": str(data)},
+                                          args, "jax")) or {}, app)
                 for rnd in range(args.app_repeats):
                     for be in cinn_backends:
                         print(f"[round {rnd + 1}/{args.app_repeats}] cinn train {app} ({be}) "
                               "...", flush=True)
                         job = {"kind": "app", "app": app, "data": str(data),
                                "epochs": args.app_epochs, "steps": args.app_steps,
-                               "warmup_epochs": args.app_warmup_epochs}
+                               "warmup_epochs": args.app_warmup_epochs,
+                               "count_flops": rnd == 0 and be == "jax"}
                         r = add(run_job(job, args, be), round=rnd)
                         if r:
                             print(f"  app {r['app_steps_per_s']:.3g} step/s (sustained "
                                   f"{r['app_sustained_steps_per_s']:.3g}), bare flow "
                                   f"{r['bare_steps_per_s']:.3g} step/s", flush=True)
+                            say_flops(r, app)
         peaks("end")
     finally:
         meta["loadavg_end"] = _loadavg()
