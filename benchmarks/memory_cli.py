@@ -28,7 +28,8 @@ CASES = {
     "inpaint-jax": ("jax", ["inpaint", "IMG", "--box", "1200,800,400,300", "-n", "8"],
                     3000, 2000),
     "colorize-tf": ("tensorflow", ["colorize", "IMG", "-n", "8"], 4000, 3000),
-    "superres-tf": ("tensorflow", ["superres", "IMG", "--scale", "4", "-n", "4"], 1000, 667),
+    "superres-tf": ("tensorflow", ["superres", "IMG", "--scale", "4", "-n", "4",
+                                   "--max-megapixels", "11"], 1000, 667),
     "colorize-n1": ("tensorflow", ["colorize", "IMG", "-n", "1"], 2000, 1500),
     "colorize-n16": ("tensorflow", ["colorize", "IMG", "-n", "16"], 2000, 1500),
 }

@@ -2,7 +2,7 @@
 from apps.common.sampling_args import add_sampling_arguments, check_sampling_arguments
 
 #: default pixel budget (``--max-megapixels``)
-MAX_MEGAPIXELS = 16
+MAX_MEGAPIXELS = 12
 
 
 def add_command(subparsers):

@@ -15,7 +15,7 @@ from keras import ops
 #: conditioning networks whose receptive field is local (well inside ``HALO``)
 LOCAL_NETS = ("ConditionNet", "LREncoder")
 #: conditions with more pixels than this are processed in strips
-TILE_PIXELS = 2 ** 20
+TILE_PIXELS = 2 ** 19
 #: strip height and margin, in condition pixels (multiples of every level's stride)
 ROWS, HALO = 256, 64
 

@@ -3,7 +3,7 @@ from apps.common.sampling_args import add_sampling_arguments, check_sampling_arg
 
 SCALES = (4, 8)
 #: default pixel budget of the output (``--max-megapixels``)
-MAX_MEGAPIXELS = 16
+MAX_MEGAPIXELS = 8
 
 
 def add_command(sub):

@@ -110,9 +110,11 @@ def from_details(details, lr, scale):
     uv, dv, av = _axis_ops(h, s)
     uh, dh, ah = _axis_ops(w, s)
     q = block_basis(s)
-    r_d = _from_blocks(np.einsum("qp,...qc->...pc", q[1:], d), s)
-    base = _apply(uv, lr, uh)
-    rhs = lr - _apply(dv, base + r_d, dh)
+    # x = (base + r_d) + r_l, summed in place: a few HR arrays alive, not seven
+    x = _from_blocks(np.einsum("qp,...qc->...pc", q[1:], d), s)      # r_d
+    del d
+    x += _apply(uv, lr, uh)                                   # + base (bicubic upscale)
+    rhs = lr - _apply(dv, x, dh)
     coarse = _apply(av, rhs, ah)                              # (..., h, w, C)
-    r_l = _from_blocks(np.repeat(coarse[..., None, :], s * s, axis=-2) / s, s)
-    return base + r_d + r_l
+    x += _from_blocks(np.repeat(coarse[..., None, :], s * s, axis=-2) / s, s)   # + r_l
+    return x
