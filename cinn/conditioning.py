@@ -63,6 +63,17 @@ class ResidualBlock(keras.layers.Layer):
         return {**super().get_config(), "width": self.width}
 
 
+def per_level(scales, channels):
+    """``(scales, channels)`` as lists with one entry per flow level (``channels``:
+    an int for every level, or one per level)."""
+    scales = [None if s is None else int(s) for s in scales]
+    channels = ([int(channels)] * len(scales) if isinstance(channels, int)
+                else [int(c) for c in channels])
+    if len(channels) != len(scales):
+        raise ValueError("channels must be an int or have one entry per level")
+    return scales, channels
+
+
 class PyramidConditionNet(keras.layers.Layer):
     """Base of conditioning networks that map a condition to one feature map per
     flow level and reach the coarser levels by the stride-2 convs in ``self.down``:
@@ -94,11 +105,7 @@ class ConditionNet(PyramidConditionNet):
 
     def __init__(self, scales, channels=32, hidden=64, trunk_blocks=2, **kwargs):
         super().__init__(**kwargs)
-        self.scales = [None if s is None else int(s) for s in scales]
-        self.channels = ([int(channels)] * len(self.scales) if isinstance(channels, int)
-                         else [int(c) for c in channels])
-        if len(self.channels) != len(self.scales):
-            raise ValueError("channels must be an int or have one entry per level")
+        self.scales, self.channels = per_level(scales, channels)
         self.hidden = int(hidden)
         self.trunk_blocks = int(trunk_blocks)
         used = [s for s in self.scales if s is not None]
@@ -171,11 +178,7 @@ class UNetConditionNet(PyramidConditionNet):
     def __init__(self, scales, channels=32, widths=(32, 48, 64, 96), blocks=1,
                  global_context=True, **kwargs):
         super().__init__(**kwargs)
-        self.scales = [None if s is None else int(s) for s in scales]
-        self.channels = ([int(channels)] * len(self.scales) if isinstance(channels, int)
-                         else [int(c) for c in channels])
-        if len(self.channels) != len(self.scales):
-            raise ValueError("channels must be an int or have one entry per level")
+        self.scales, self.channels = per_level(scales, channels)
         self.widths = [int(w) for w in widths]
         self.blocks = int(blocks)
         self.global_context = bool(global_context)

@@ -43,3 +43,27 @@ def jacobian_logdet(fn, x):
     jac = np.asarray(jac, "float64")
     assert jac.shape[0] == jac.shape[1], jac.shape
     return np.linalg.slogdet(jac)[1]
+
+
+#: tiny, fast configs of the sampling apps (property and robustness tests)
+TINY_APPS = {
+    "colorization": {"levels": 2, "blocks": 1, "subnet": {"hidden": 8, "depth": 1},
+                     "cond_channels": 4, "cond_hidden": 8},
+    "inpainting": {"levels": 2, "blocks": 1, "hidden": 8, "cond_channels": 4,
+                   "cond_hidden": 8},
+}
+
+
+def tiny_app_models(folder):
+    """``{app: (model, path of its .keras file in folder)}`` for ``TINY_APPS``,
+    randomised so that samples differ from the identity map."""
+    import importlib
+
+    out = {}
+    for app, cfg in TINY_APPS.items():
+        model = importlib.import_module(f"apps.{app}.model").build_model(cfg)
+        randomize(model, scale=0.05, seed=1)
+        path = folder / f"{app}.keras"
+        model.save(path)
+        out[app] = (model, path)
+    return out

@@ -19,30 +19,16 @@ from PIL import Image
 
 from apps.cli import main
 from apps.common.images import is_greyscale, read_image
-from helpers import randomize
+from helpers import tiny_app_models
 
-TINY = {
-    "colorization": {"levels": 2, "blocks": 1, "subnet": {"hidden": 8, "depth": 1},
-                     "cond_channels": 4, "cond_hidden": 8},
-    "inpainting": {"levels": 2, "blocks": 1, "hidden": 8, "cond_channels": 4,
-                   "cond_hidden": 8},
-}
 FORMATS = {"png": ("uint8", "uint16"), "jpg": ("uint8",), "bmp": ("uint8",),
            "webp": ("uint8",), "tiff": ("uint8", "uint16", "float32"), "gif": ("uint8",)}
 
 
 @pytest.fixture(scope="module")
 def weights(tmp_path_factory):
-    import importlib
-
-    folder = tmp_path_factory.mktemp("prop")
-    out = {}
-    for app, cfg in TINY.items():
-        model = importlib.import_module(f"apps.{app}.model").build_model(cfg)
-        randomize(model, scale=0.05, seed=1)
-        out[app] = folder / f"{app}.keras"
-        model.save(out[app])
-    return out
+    return {app: path for app, (_, path) in
+            tiny_app_models(tmp_path_factory.mktemp("prop")).items()}
 
 
 @st.composite

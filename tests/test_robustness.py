@@ -14,30 +14,12 @@ from PIL import Image
 
 from apps.cli import main
 from apps.common.images import read_image, write_image
-from helpers import randomize
-
-TINY = {
-    "colorization": {"levels": 2, "blocks": 1, "subnet": {"hidden": 8, "depth": 1},
-                     "cond_channels": 4, "cond_hidden": 8},
-    "inpainting": {"levels": 2, "blocks": 1, "hidden": 8, "cond_channels": 4,
-                   "cond_hidden": 8},
-}
-
+from helpers import tiny_app_models
 
 @pytest.fixture(scope="module")
 def models(tmp_path_factory):
     """``{app: (model, path of its .keras file)}``, tiny and randomised."""
-    import importlib
-
-    folder = tmp_path_factory.mktemp("models")
-    out = {}
-    for app, cfg in TINY.items():
-        model = importlib.import_module(f"apps.{app}.model").build_model(cfg)
-        randomize(model, scale=0.05, seed=1)
-        path = folder / f"{app}.keras"
-        model.save(path)
-        out[app] = (model, path)
-    return out
+    return tiny_app_models(tmp_path_factory.mktemp("models"))
 
 
 def picture(h, w, seed=0):
