@@ -1,7 +1,7 @@
 """Training and sampling speed against FrEIA, % of the machine's matmul peak, and the
 full ``cinn train`` step of every app.
 
-The final run (the defaults; about 25-30 minutes on the 2-core CPU; use a quiet machine):
+The final run (the defaults; about 25 minutes on the 2-core CPU; use a quiet machine):
 
     python -m benchmarks.bench --out benchmarks/results
 
@@ -68,6 +68,7 @@ import os
 import platform
 import resource
 import shlex
+import signal
 import statistics
 import subprocess
 import sys
@@ -322,7 +323,7 @@ def time_freia_flow(spec, batch, steps, device, seed=0, precision="float32"):
         opt.zero_grad()
         loss.backward()
         opt.step()
-        float(loss)
+        loss.detach().item()
         sync()
 
     out = {}
@@ -891,7 +892,8 @@ def render_report(rows, meta):
     lines.append(f"Versions: {vers}.")
     if meta.get("loadavg_start") is not None:
         lines.append(f"Load average (1 min) at start {meta['loadavg_start']:.2f}, at end "
-                     f"{meta.get('loadavg_end', float('nan')):.2f}.")
+                     f"{meta.get('loadavg_end') or float('nan'):.2f}; "
+                     f"{meta.get('minutes', '?')} min in all.")
     if peak:
         parts = "; ".join(f"{phase}: " + ", ".join(
             f"{lib} {r['gflops']:.0f}" + (f" (CPU/wall {r['cpu_over_wall']:.2f})"
@@ -1095,7 +1097,8 @@ def main(argv=None):
                    help="rounds of the bare-flow measurements (each library once a round)")
     p.add_argument("--apps", nargs="*", default=list(APPS), choices=list(APPS),
                    help="apps whose full `cinn train` step to time (none: skip)")
-    p.add_argument("--app-repeats", type=int, default=3)
+    p.add_argument("--app-repeats", type=int, default=2,
+                   help="rounds of the app-step measurements (each backend once a round)")
     p.add_argument("--app-epochs", type=int, default=2, help="epochs of each app run")
     p.add_argument("--app-steps", type=int, default=10, help="steps per epoch of each app run")
     p.add_argument("--app-warmup-epochs", type=int, default=1,
@@ -1173,6 +1176,8 @@ def main(argv=None):
             print(f"  FLOPs {what}: " + ", ".join(f"{k[:-6]} {r[k] / 1e9:.4g} G"
                                                   for k in keys), flush=True)
 
+    # a kill (SIGTERM) still writes the report of what was measured
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     try:
         peaks("start")
         cinn_backends = args.backends if "cinn" in args.frameworks else []
@@ -1225,7 +1230,7 @@ def main(argv=None):
         meta["peak_gflops"] = peak_of(rows)[0]
         save()
         tmp.cleanup()
-    write_report(rows, meta, out)
+        write_report(rows, meta, out)
     print((out / "results.md").read_text())
     print(f"({meta['minutes']} min)")
     return 0
