@@ -728,6 +728,14 @@ def _fmt_range(s, digits=3, suffix=""):
             f"[{_fmt(s['min'], digits)}-{_fmt(s['max'], digits)}]")
 
 
+def _fmt_ratio(s):
+    if s is None:
+        return "-"
+    if s["n"] == 1:
+        return f"{s['median']:.2f}x"
+    return f"{s['median']:.2f}x [{s['min']:.2f}-{s['max']:.2f}]"
+
+
 def paired_ratios(rows_a, rows_b, key):
     """Per-round ratios a / b of ``key`` (rows matched by their ``round``)."""
     b = {r.get("round"): r[key] for r in rows_b if r.get(key)}
@@ -781,8 +789,8 @@ def bench_table(rows, flops, peak):
                     if peak:
                         cell += f" ({100 * rate / peak:.0f}% of peak)"
                 if fb != ref and group.get(ref):
-                    cell += ", " + _fmt_range(summarize(paired_ratios(group[fb], group[ref],
-                                                                      key)), suffix="x")
+                    cell += ", " + _fmt_ratio(summarize(paired_ratios(group[fb], group[ref],
+                                                                      key)))
                 cells.append(cell)
         lines.append("| " + " | ".join(cells) + " |")
     return lines
