@@ -30,6 +30,10 @@ def _add_train(sub):
     p.add_argument("--init-step", type=int, default=0, metavar="N",
                    help="with --init: count the run from global step N (the learning-rate "
                    "schedule continues there; training ends at epochs x steps)")
+    p.add_argument("--backprop", choices=("standard", "inverse"),
+                   help="inverse: backpropagation by inversion, the flow keeps no activations "
+                   "(memory independent of depth, ~1.3-1.5x step time; default: the "
+                   "config's train.backprop, else standard)")
     p.add_argument("--verbose", type=int, default=1, choices=(0, 1, 2))
     p.add_argument("--strategy", choices=("auto", "one", "mirrored", "multiworker"),
                    help="data-parallel training: mirrored = all local GPUs, multiworker = "

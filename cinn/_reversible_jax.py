@@ -6,6 +6,17 @@ differentiates, and Keras trains statelessly on JAX (the trainer maps every
 variable to a traced value in a ``StatelessScope``), so the blocks' weights are
 explicit inputs of the custom function and the blocks run under an inner
 ``StatelessScope`` mapping their variables to those inputs.
+
+The backward pass itself is ``cinn.reversible.Segment.backward`` with
+``jax.vjp``. Ordering (``cinn.reversible.after``): XLA schedules the instructions of one
+program freely, and left alone it runs the inverses early (they need only the
+segment's output), merges them with the forward pass, or defers the weight
+gradients to the end; each keeps every block's activations alive at once (an
+``optimization_barrier`` does not prevent it: XLA's CPU pipeline drops it before
+scheduling, and a ``lax.cond`` per block does, but XLA:CPU runs convolution
+gradients inside a conditional some 40x slower). So each block's recomputation
+takes an exact zero computed from the complete gradient of the block after it
+(input, condition, weights): a data dependence XLA cannot remove.
 """
 import jax
 import jax.numpy as jnp
@@ -33,24 +44,9 @@ def reversible(segment, x, c):
     def bwd(res, cts):
         y, c, trainable, other = res
         gy, g_log_det = cts
-        gc = None if c is None else jnp.zeros(c.shape, jnp.float32)
-        g_trainable = [None] * len(segment.layers)
-        for i in reversed(range(len(segment.layers))):
-            # the block's input, recomputed from its output by the inverse
-            x, _ = segment.apply(i, trainable[i], other[i], y, c, inverse=True)
-
-            def local(x, c, w, i=i):
-                return segment.apply(i, w, other[i], x, c)
-
-            _, vjp = jax.vjp(local, x, c, trainable[i])
-            gy, gc_i, g_trainable[i] = vjp((gy.astype(x.dtype), g_log_det))
-            if c is not None:
-                gc = gc + gc_i.astype(jnp.float32)
-            y = x
-        if c is not None:
-            gc = gc.astype(c.dtype)
+        gx, gc, g_trainable = segment.backward(y, c, trainable, other, gy, g_log_det, jax.vjp)
         g_other = [[_zero_cotangent(v) for v in vs] for vs in other]
-        return gy, gc, g_trainable, g_other
+        return gx, gc, g_trainable, g_other
 
     run.defvjp(fwd, bwd)
     return run(x, c, trainable, other)

@@ -9,6 +9,13 @@ tensors, so no variable is read inside. The forward pass works on
 ``tf.stop_gradient`` copies of the inputs: in eager mode ``tf.custom_gradient``
 does not stop the surrounding tape from recording the inner operations (which
 would keep every activation alive); with the copies nothing inside is watched.
+
+The backward pass is ``cinn.reversible.Segment.backward`` with a
+``tf.GradientTape`` VJP. Its ordering (``cinn.reversible.after``) matters here
+too: TensorFlow's graph executor runs every op as soon as its inputs exist, so
+without it all the inverses (they need only the segment's output) and local
+forward passes would run during the forward pass and keep their activations
+until the backward pass; XLA (``jit_compile``) reorders likewise.
 """
 import tensorflow as tf
 
@@ -25,46 +32,53 @@ def _nest(flat, like):
     return out
 
 
+def _leaves(p):
+    return [] if p is None else list(p) if isinstance(p, (list, tuple)) else [p]
+
+
+def _vjp(fn, *primals):
+    """``(fn(*primals), pullback)``: ``pullback(cotangents)`` gives the gradient of
+    each primal (a tensor, ``None`` or a list of tensors, like the primal)."""
+    sources = [t for p in primals for t in _leaves(p)]
+    with tf.GradientTape(watch_accessed_variables=False) as tape:
+        tape.watch(sources)
+        out = fn(*primals)
+
+    def pullback(cotangents):
+        grads = tape.gradient(list(out), sources, output_gradients=list(cotangents),
+                              unconnected_gradients=tf.UnconnectedGradients.ZERO)
+        result, k = [], 0
+        for p in primals:
+            n = len(_leaves(p))
+            part = grads[k:k + n]
+            result.append(None if p is None else part if isinstance(p, (list, tuple))
+                          else part[0])
+            k += n
+        return tuple(result)
+
+    return out, pullback
+
+
 def reversible(segment, x, c):
     trainable, other = segment.values()
     has_c = c is not None
     n_train, n_other = len(_flat(trainable)), len(_flat(other))
     args = [x] + ([c] if has_c else []) + _flat(trainable) + _flat(other)
 
-    def unpack(args):
+    @tf.custom_gradient
+    def run(*args):
         args = [tf.stop_gradient(a) for a in args]
         x, rest = args[0], args[1:]
         c, rest = (rest[0], rest[1:]) if has_c else (None, rest)
-        return (x, c, _nest(rest[:n_train], trainable),
-                _nest(rest[n_train:n_train + n_other], other))
-
-    @tf.custom_gradient
-    def run(*args):
-        x, c, w_train, w_other = unpack(args)
+        w_train = _nest(rest[:n_train], trainable)
+        w_other = _nest(rest[n_train:n_train + n_other], other)
         y, log_det = segment.forward(x, c, w_train, w_other)
 
         def grad(gy, g_log_det):
             gy = tf.zeros_like(y) if gy is None else gy
             g_log_det = tf.zeros_like(log_det) if g_log_det is None else g_log_det
-            gc = None if c is None else tf.zeros(tf.shape(c), tf.float32)
-            g_train = [None] * len(segment.layers)
-            h = y
-            for i in reversed(range(len(segment.layers))):
-                # the block's input, recomputed from its output by the inverse
-                h, _ = segment.apply(i, w_train[i], w_other[i], h, c, inverse=True)
-                sources = [h] + ([c] if has_c else []) + list(w_train[i])
-                with tf.GradientTape(watch_accessed_variables=False) as tape:
-                    tape.watch(sources)
-                    y_i, ld_i = segment.apply(i, w_train[i], w_other[i], h, c)
-                grads = tape.gradient([y_i, ld_i], sources,
-                                      output_gradients=[tf.cast(gy, y_i.dtype), g_log_det],
-                                      unconnected_gradients=tf.UnconnectedGradients.ZERO)
-                gy = grads[0]
-                if has_c:
-                    gc = gc + tf.cast(grads[1], tf.float32)
-                g_train[i] = grads[1 + has_c:]
-            out = [gy] + ([tf.cast(gc, c.dtype)] if has_c else [])
-            return out + _flat(g_train) + [None] * n_other
+            gx, gc, g_train = segment.backward(y, c, w_train, w_other, gy, g_log_det, _vjp)
+            return [gx] + ([gc] if has_c else []) + _flat(g_train) + [None] * n_other
 
         return (y, log_det), grad
 

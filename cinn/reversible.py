@@ -69,10 +69,14 @@ class Segment:
         return ([[read(v) for v in vs] for vs in self.trainable],
                 [[read(v) for v in vs] for vs in self.other])
 
+    def scope(self, i, trainable, other):
+        """A scope in which block ``i``'s variables read ``trainable`` and ``other``."""
+        mapping = list(zip(self.trainable[i], trainable)) + list(zip(self.other[i], other))
+        return keras.StatelessScope(state_mapping=mapping, initialize_variables=False)
+
     def apply(self, i, trainable, other, x, c, inverse=False):
         """Block ``i`` on ``x`` with its variables set to ``trainable`` and ``other``."""
-        mapping = list(zip(self.trainable[i], trainable)) + list(zip(self.other[i], other))
-        with keras.StatelessScope(state_mapping=mapping, initialize_variables=False):
+        with self.scope(i, trainable, other):
             return self.layers[i](x, c, inverse=inverse)
 
     def forward(self, x, c, trainable, other):
@@ -82,6 +86,108 @@ class Segment:
             x, ld = self.apply(i, trainable[i], other[i], x, c)
             log_det = ld if log_det is None else log_det + ld
         return x, log_det
+
+    def backward(self, y, c, trainable, other, gy, g_log_det, vjp):
+        """The backward pass from the segment's output ``y`` and the gradients
+        ``gy``, ``g_log_det`` of its outputs: ``(gx, gc, g_trainable)``.
+
+        ``vjp(fn, *primals) -> (outputs, pullback)`` is the backend's
+        vector-Jacobian product. Blocks are taken one at a time, last first:
+        each one's input is recomputed from its output and its gradient
+        computed, before the block before it starts (``after``).
+        """
+        gc = None if c is None else ops.zeros(ops.shape(c), "float32")
+        g_trainable = [None] * len(self.layers)
+        done = [gy, g_log_det]
+        for i in reversed(range(len(self.layers))):
+            step = _FUSED.get(type(self.layers[i]), _generic_step)
+            y, gy, gc_i, g_trainable[i] = step(self, i, after(y, done), gy, g_log_det, c,
+                                                trainable[i], other[i], vjp)
+            if c is not None:
+                gc = gc + ops.cast(gc_i, "float32")
+            done = [gy, gc] + list(g_trainable[i])
+        return gy, None if c is None else ops.cast(gc, c.dtype), g_trainable
+
+
+def _per_sample(g, like):
+    """``g`` of shape (batch,) reshaped to broadcast against ``like``."""
+    return ops.reshape(g, (-1,) + (1,) * (len(like.shape) - 1))
+
+
+def _generic_step(segment, i, y, gy, g_log_det, c, w, other, vjp):
+    """Any block: its input by the inverse, then the VJP of its forward pass there."""
+    x, _ = segment.apply(i, w, other, y, c, inverse=True)
+    _, pullback = vjp(lambda x, c, w: segment.apply(i, w, other, x, c), x, c, w)
+    gx, gc, gw = pullback((ops.cast(gy, x.dtype), g_log_det))
+    return x, gx, gc, gw
+
+
+def _coupling_step(segment, i, y, gy, g_log_det, c, w, other, vjp):
+    """``AffineCoupling`` (``y2 = x2 exp(s) + t``, ``(s, t) = params([x1, c])``,
+    log-det ``sum(s)``), fused: the inverse evaluates the subnet at ``x1 = y1``,
+    which is where the forward pass evaluates it, so one evaluation with its VJP
+    serves both (a generic step would run the subnet twice)."""
+    from cinn.subnets import concat_condition
+
+    layer = segment.layers[i]
+    k = layer.split_at
+    y1, y2 = y[..., :k], y[..., k:]
+
+    def params(x1, c, w):
+        with segment.scope(i, w, other):
+            return layer.params(concat_condition(x1, c))
+
+    (s, t), pullback = vjp(params, y1, c, w)
+    scale = ops.exp(s)
+    x2 = (y2 - t) * ops.exp(-s)  # as the block's inverse computes it
+    gy1, gy2 = gy[..., :k], gy[..., k:]
+    g_s = gy2 * x2 * scale + _per_sample(g_log_det, s)
+    gx1, gc, gw = pullback((g_s, gy2))
+    return (ops.concatenate([y1, x2], axis=-1),
+            ops.concatenate([gy1 + gx1, gy2 * scale], axis=-1), gc, gw)
+
+
+def _injector_step(segment, i, y, gy, g_log_det, c, w, other, vjp):
+    """``AffineInjector`` (``y = x exp(s) + t``, ``(s, t) = params(c)``), fused
+    like the coupling."""
+    layer = segment.layers[i]
+
+    def params(c, w):
+        with segment.scope(i, w, other):
+            return layer.params(ops.cast(c, y.dtype))
+
+    (s, t), pullback = vjp(params, c, w)
+    scale = ops.exp(s)
+    x = (y - t) * ops.exp(-s)
+    gc, gw = pullback((gy * x * scale + _per_sample(g_log_det, s), gy))
+    return x, gy * scale, gc, gw
+
+
+def _fused_steps():
+    from cinn.blocks.coupling import AffineCoupling
+    from cinn.blocks.injector import AffineInjector
+
+    # exact types only: a subclass may change the map
+    return {AffineCoupling: _coupling_step, AffineInjector: _injector_step}
+
+
+def after(h, tensors):
+    """``h`` plus an exact zero computed from one element of each of ``tensors``.
+
+    A data dependence that compilers cannot remove (``0 * v`` is not folded,
+    ``v`` may be NaN, and ``isnan`` makes the zero exact even then): whatever
+    uses the result waits until all of ``tensors`` are computed. The backward
+    pass uses it to take one block at a time (see the backend modules).
+    """
+    first = [ops.cast(ops.reshape(t, (-1,))[0], "float32") for t in tensors if t is not None]
+    total = first[0]
+    for v in first[1:]:
+        total = total + v
+    zero = ops.cast(ops.isnan(total), "float32") * 0.0
+    return h + ops.cast(zero, h.dtype)
+
+
+_FUSED = {}
 
 
 def _plain(layers, h, c):
@@ -100,6 +206,8 @@ def run_segment(layers, h, c=None):
             or not all(layer.built for layer in layers)
             or any(getattr(layer, "init_from_data", False) for layer in layers)):
         return _plain(layers, h, c)
+    if not _FUSED:
+        _FUSED.update(_fused_steps())
     segment = Segment(layers)
     if backend == "jax":
         from cinn._reversible_jax import reversible
