@@ -1,11 +1,14 @@
 """Training and sampling speed against FrEIA, % of the machine's matmul peak, and the
 full ``cinn train`` step of every app.
 
-The final run (the defaults; about 25 minutes on the 2-core CPU; use a quiet machine):
+The final run (the defaults; about 25-30 minutes on the 2-core CPU, 50 processes; use
+a quiet machine: on a shared one PyTorch's OpenMP threads collapse, FrEIA's process CPU
+time per step grows 10-40x, and the peak sgemm's CPU/wall, in the report, falls well
+below the core count; ``--app-repeats 1`` saves about 6 minutes):
 
     python -m benchmarks.bench --out benchmarks/results
 
-A smoke run (a few minutes):
+A smoke run (about 10 minutes):
 
     python -m benchmarks.bench --steps 3 --repeats 2 --batch-sizes 4 --app-repeats 1 \\
         --app-epochs 2 --app-steps 2 --out /tmp/bench
