@@ -1,0 +1,427 @@
+"""Peak training memory and step time against depth: standard vs inverse backprop.
+
+    KERAS_BACKEND=jax python -m benchmarks.memory_depth --depths 4 8 16 32 64 \
+        --patches 32 64 --batch 8 --timing-patches 64 --out benchmarks/results
+    KERAS_BACKEND=jax python -m benchmarks.memory_depth --srflow      # configs/superres_srflow.yaml
+    KERAS_BACKEND=jax python -m benchmarks.memory_depth --reconstruction
+
+Not a test: every run is a child process on the CPU. The model is the
+colorization app's flow (3 Haar levels of ActNorm + 1x1 conv + affine coupling
+steps, subnets ``--hidden`` wide, its conditioning network) with ``--depths``
+steps per level, trained on random ``patch`` x ``patch`` crops by Adam.
+
+Memory, one child per (patch, depth, mode): the training step is compiled (or
+traced) ahead of time; then the kernel's peak-RSS mark (``VmHWM``) is reset and
+``--steps`` steps run. ``activations_mb`` is that peak minus the RSS before the
+steps: what training needs beyond the framework, the weights and the optimizer
+state (XLA keeps its temporaries between steps, so the first execution has to be
+inside the measurement; the child runs with ``MALLOC_MMAP_THRESHOLD_=65536`` so
+that freed buffers leave the RSS). On JAX also ``xla_temp_mb``, XLA's planned
+temporary memory of the compiled step. ``peak_rss_mb``: the lifetime peak of
+the process (framework, compilation and all).
+
+Step time, one child per (patch, depth) with ``--timing-steps``: both modes in one
+process, their steps alternating, so that the load of a shared machine falls on
+both alike; the medians and their ratio.
+
+``--srflow``: ``configs/superres_srflow.yaml`` (SRFlow's size: 160-pixel HR
+patches, K = 16, 3 levels, batch 16), each mode in a child as above.
+``--reconstruction``: max |x - decode(encode(x))| through the whole model and the
+worst per-tensor relative gradient difference of the two modes, against depth
+and the size of the weights (noise added to every weight).
+
+Results in ``--out``: ``memory_depth.jsonl``, ``memory_depth.md`` (table),
+``memory_depth.png`` (plot), ``memory_srflow.jsonl``, ``reconstruction_depth.jsonl``.
+"""
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def rss_mb():
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2 ** 20
+
+
+def reset_peak_rss():
+    """Reset the kernel's peak-RSS mark (``VmHWM``) to the current RSS (Linux >= 4.0)."""
+    with open("/proc/self/clear_refs", "w") as f:
+        f.write("5")
+
+
+def start_measuring():
+    """``(RSS now, peak RSS so far)``, then reset the peak mark to the RSS now."""
+    now, before = rss_mb(), peak_rss_mb()
+    reset_peak_rss()
+    return now, before
+
+
+def peak_rss_mb():
+    """The peak RSS since the process started or since ``reset_peak_rss``."""
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    raise RuntimeError("no VmHWM in /proc/self/status")
+
+
+# -- models ------------------------------------------------------------------------
+def depth_model(depth, backprop, hidden=32):
+    """The colorization flow with ``depth`` steps per level."""
+    from apps.colorization.model import build_model
+
+    model = build_model({"blocks": int(depth), "subnet": {"hidden": hidden, "depth": 2}})
+    model.backprop = backprop
+    return model
+
+
+def depth_batch(patch, batch, seed=0):
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    return (0.3 * rng.standard_normal((batch, patch, patch, 2)).astype("float32"),
+            rng.standard_normal((batch, patch, patch, 1)).astype("float32"))
+
+
+def srflow_model_and_batch(backprop, batch=None, seed=0):
+    """``configs/superres_srflow.yaml``'s model and one batch of random HR patches."""
+    import importlib
+
+    import numpy as np
+
+    from apps.common.config import load_config
+    from apps.common.train import build
+    from apps.superres.task import make_pair
+
+    cfg = load_config("superres", ROOT / "configs" / "superres_srflow.yaml")
+    cfg["train"]["backprop"] = backprop
+    model = build(importlib.import_module("apps.superres.task"), cfg)
+    crop, bsz = int(cfg["data"]["crop"]), int(batch or cfg["data"]["batch_size"])
+    hr = np.random.default_rng(seed).integers(0, 256, (bsz, crop, crop, 3), dtype=np.uint8)
+    return model, make_pair(hr, None, int(cfg["model"]["scale"]))
+
+
+# -- one run (child process) -----------------------------------------------------
+class JaxTrainer:
+    """JAX: the training step (loss, gradients, Adam) compiled ahead of time, so
+    that its first execution, when XLA allocates its temporaries (which it then
+    keeps), can be measured apart from compilation."""
+
+    def __init__(self, model, x, c):
+        import jax
+        import keras
+        from keras import ops
+
+        opt = keras.optimizers.Adam(1e-4)
+        opt.build(model.trainable_variables)
+        self.state = ([v.value for v in model.trainable_variables],
+                      [v.value for v in model.non_trainable_variables],
+                      [v.value for v in opt.variables])
+        self.x, self.c = x, c
+
+        def step(tv, ntv, ov, x, c):
+            def loss(tv):
+                mapping = list(zip(model.trainable_variables, tv)) + list(
+                    zip(model.non_trainable_variables, ntv))
+                with keras.StatelessScope(state_mapping=mapping):
+                    return ops.mean(model.bits_per_dim(*model.encode(x, c)))
+
+            value, grads = jax.value_and_grad(loss)(tv)
+            mapping = list(zip(model.trainable_variables, tv)) + list(zip(opt.variables, ov))
+            with keras.StatelessScope(state_mapping=mapping) as scope:
+                opt.apply(grads, model.trainable_variables)
+            return (value, [scope.get_current_value(v) for v in model.trainable_variables],
+                    [scope.get_current_value(v) for v in opt.variables])
+
+        tv, ntv, ov = self.state
+        self.compiled = jax.jit(step, donate_argnums=(0, 2)).lower(tv, ntv, ov, x, c).compile()
+        self.xla_temp_bytes = self.compiled.memory_analysis().temp_size_in_bytes
+
+    def __call__(self):
+        tv, ntv, ov = self.state
+        value, tv, ov = self.compiled(tv, ntv, ov, self.x, self.c)
+        self.state = (tv, ntv, ov)
+        return float(value)
+
+
+class TfTrainer:
+    """TensorFlow: the training step as a ``tf.function`` traced ahead of time (not
+    XLA-compiled: XLA would compile on the first call, inside the measurement),
+    so that its first execution is measured apart from tracing."""
+
+    xla_temp_bytes = None
+
+    def __init__(self, model, x, c):
+        import keras
+        import tensorflow as tf
+
+        opt = keras.optimizers.Adam(1e-4)
+        opt.build(model.trainable_variables)
+
+        @tf.function
+        def step(x, c):
+            with tf.GradientTape() as tape:
+                loss = tf.reduce_mean(model.bits_per_dim(*model.encode(x, c)))
+            opt.apply(tape.gradient(loss, model.trainable_variables), model.trainable_variables)
+            return loss
+
+        self.x, self.c = tf.constant(x), tf.constant(c)
+        self.step = step.get_concrete_function(self.x, self.c)
+
+    def __call__(self):
+        return float(self.step(self.x, self.c))
+
+
+def _model_and_batch(spec, mode):
+    import keras
+
+    keras.utils.set_random_seed(0)
+    if spec["kind"] == "srflow":
+        model, (x, c) = srflow_model_and_batch(mode, spec.get("batch"))
+    else:
+        model = depth_model(spec["depth"], mode, spec.get("hidden", 32))
+        x, c = depth_batch(spec["patch"], spec["batch"])
+    model.initialize(x, c)
+    return model, x, c
+
+
+def _trainer(model, x, c, spec):
+    import keras
+
+    if keras.backend.backend() == "jax":
+        return JaxTrainer(model, x, c)
+    if keras.backend.backend() == "tensorflow":
+        return TfTrainer(model, x, c)
+    raise SystemExit(f"no benchmark trainer for the {keras.backend.backend()} backend")
+
+
+def child(spec):
+    """Memory (and step time) of one mode, alone in this process."""
+    import keras
+    import numpy as np
+
+    model, x, c = _model_and_batch(spec, spec["mode"])
+    rss_built = rss_mb()
+    t0 = time.perf_counter()
+    trainer = _trainer(model, x, c, spec)
+    base, peak_before = start_measuring()
+    losses, times = [], []
+    for _ in range(spec["steps"]):
+        t1 = time.perf_counter()
+        losses.append(trainer())
+        times.append(time.perf_counter() - t1)
+    peak = peak_rss_mb()
+    temp = trainer.xla_temp_bytes
+    return {**spec, "backend": keras.backend.backend(), "params": int(model.count_params()),
+            "x_shape": list(np.shape(x)), "rss_built_mb": round(rss_built, 1),
+            "rss_base_mb": round(base, 1), "activations_mb": round(peak - base, 1),
+            "xla_temp_mb": None if temp is None else round(temp / 2 ** 20, 1),
+            "peak_rss_steps_mb": round(peak, 1), "peak_rss_mb": round(max(peak, peak_before), 1),
+            "compile_and_run_s": round(time.perf_counter() - t0, 1),
+            "step_s": round(statistics.median(times), 4),
+            "steps_s": [round(t, 4) for t in times], "loss": losses[-1],
+            "finite": bool(np.all(np.isfinite(losses)))}
+
+
+def timing_child(spec):
+    """Step time of both modes in one process, steps alternating, so that the load
+    of a shared machine falls on both alike: medians and their ratio."""
+    import keras
+
+    trainers = {}
+    for mode in ("standard", "inverse"):
+        model, x, c = _model_and_batch(spec, mode)
+        trainers[mode] = _trainer(model, x, c, spec)
+        trainers[mode]()  # first execution: allocations
+    times = {mode: [] for mode in trainers}
+    for _ in range(spec["steps"]):
+        for mode, trainer in trainers.items():
+            t0 = time.perf_counter()
+            trainer()
+            times[mode].append(time.perf_counter() - t0)
+    med = {mode: statistics.median(ts) for mode, ts in times.items()}
+    return {**spec, "backend": keras.backend.backend(),
+            "step_s_standard": round(med["standard"], 4),
+            "step_s_inverse": round(med["inverse"], 4),
+            "time_ratio": round(med["inverse"] / med["standard"], 3)}
+
+
+def run_child(spec, timeout):
+    env = dict(os.environ, MALLOC_MMAP_THRESHOLD_="65536", TF_CPP_MIN_LOG_LEVEL="3",
+               PYTHONPATH=str(ROOT))
+    cmd = [sys.executable, "-m", "benchmarks.memory_depth", "--child", json.dumps(spec)]
+    try:
+        proc = subprocess.run(cmd, env=env, cwd=ROOT, capture_output=True, text=True,
+                              timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return {**spec, "error": f"timeout after {timeout} s"}
+    for line in reversed(proc.stdout.splitlines()):
+        if line.startswith("{"):
+            return json.loads(line)
+    return {**spec, "error": (proc.stderr or proc.stdout)[-2000:]}
+
+
+# -- reconstruction error and gradient agreement against depth -----------------------
+def reconstruction(depths, noises, patch=16, batch=2, grads=True):
+    import keras
+    import numpy as np
+    from keras import ops
+
+    sys.path.insert(0, str(ROOT / "tests"))
+    from helpers import randomize
+
+    rows = []
+    for depth in depths:
+        for noise in noises:
+            keras.utils.set_random_seed(0)
+            model = depth_model(depth, "standard")
+            x, c = depth_batch(patch, batch)
+            model.initialize(x, c)
+            randomize(model, noise, seed=1)
+            z, _ = model.encode(x, c)
+            err = float(np.max(np.abs(ops.convert_to_numpy(model.decode(z, c)) - x)))
+            row = {"depth": depth, "noise": noise, "max_abs_reconstruction_error": err,
+                   "max_abs_z": float(np.max(np.abs(ops.convert_to_numpy(z))))}
+            if grads:
+                from test_reversible import relative_errors
+
+                rel = relative_errors(model, x, c)
+                row["worst_relative_gradient_error"] = max(rel.values())
+                row["median_relative_gradient_error"] = float(np.median(list(rel.values())))
+            print(json.dumps(row), flush=True)
+            rows.append(row)
+    return rows
+
+
+# -- reports ------------------------------------------------------------------------
+def table(rows):
+    """Markdown: per (patch, depth) both modes' memory and the step-time ratio."""
+    mem = {(r["patch"], r["depth"], r["mode"]): r for r in rows
+           if not r.get("timing") and "error" not in r}
+    tim = {(r["patch"], r["depth"]): r for r in rows if r.get("timing") and "error" not in r}
+    out = ["| patch | steps/level | activations MB standard | inverse | XLA temp MB standard "
+           "| inverse | peak RSS MB standard | inverse | step s standard | inverse | "
+           "inverse / standard |", "| " + " | ".join(["---"] * 11) + " |"]
+    for patch, depth in sorted({k[:2] for k in mem} | set(tim)):
+        s_, i_ = mem.get((patch, depth, "standard"), {}), mem.get((patch, depth, "inverse"), {})
+        t = tim.get((patch, depth), {})
+
+        def f(r, k, fmt="{:.0f}"):
+            return "" if r.get(k) is None else fmt.format(r[k])
+
+        out.append(f"| {patch} | {depth} | {f(s_, 'activations_mb')} | "
+                   f"{f(i_, 'activations_mb')} | {f(s_, 'xla_temp_mb')} | "
+                   f"{f(i_, 'xla_temp_mb')} | {f(s_, 'peak_rss_mb')} | {f(i_, 'peak_rss_mb')} | "
+                   f"{f(t, 'step_s_standard', '{:.3f}')} | {f(t, 'step_s_inverse', '{:.3f}')} | "
+                   f"{f(t, 'time_ratio', '{:.2f}x')} |")
+    failed = [r for r in rows if "error" in r]
+    for r in failed:
+        out.append(f"\nfailed: {json.dumps({k: r[k] for k in r if k != 'error'})}: "
+                   f"{r['error'].strip().splitlines()[-1][:200]}")
+    return "\n".join(out)
+
+
+def plot(rows, path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    ok = [r for r in rows if "error" not in r]
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4.2))
+    for patch in sorted({r["patch"] for r in ok}):
+        for mode, style in (("standard", "o-"), ("inverse", "s--")):
+            rs = sorted((r for r in ok if r["patch"] == patch and r.get("mode") == mode
+                         and not r.get("timing")), key=lambda r: r["depth"])
+            if rs:
+                ax1.plot([r["depth"] for r in rs], [r["activations_mb"] for r in rs], style,
+                         label=f"{mode}, {patch}px")
+        rs = sorted((r for r in ok if r["patch"] == patch and r.get("timing")),
+                    key=lambda r: r["depth"])
+        if rs:
+            ax2.plot([r["depth"] for r in rs], [r["time_ratio"] for r in rs], "s--",
+                     label=f"{patch}px")
+    ax2.axhline(1.4, color="grey", lw=0.8, ls=":")
+    for ax, title in ((ax1, "training memory beyond weights + optimizer (MB, RSS)"),
+                      (ax2, "step time, inverse / standard")):
+        ax.set_xscale("log", base=2)
+        ax.set_xlabel("flow steps per level (3 levels)")
+        ax.set_title(title, fontsize=10)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--depths", type=int, nargs="+", default=[4, 8, 16, 32, 64])
+    p.add_argument("--patches", type=int, nargs="+", default=[32, 64])
+    p.add_argument("--batch", type=int, default=8)
+    p.add_argument("--hidden", type=int, default=32)
+    p.add_argument("--steps", type=int, default=3, help="steps per memory run")
+    p.add_argument("--timing-steps", type=int, default=10,
+                   help="steps per mode in the timing runs (0: none)")
+    p.add_argument("--timing-patches", type=int, nargs="*",
+                   help="patch sizes of the timing runs (default: all)")
+    p.add_argument("--modes", nargs="+", default=["standard", "inverse"])
+    p.add_argument("--timeout", type=int, default=1800)
+    p.add_argument("--srflow", action="store_true",
+                   help="configs/superres_srflow.yaml at batch 16 instead of the depth sweep")
+    p.add_argument("--reconstruction", action="store_true",
+                   help="reconstruction error and gradient agreement against depth")
+    p.add_argument("--noises", type=float, nargs="+", default=[0.01, 0.03])
+    p.add_argument("--out", default=str(ROOT / "benchmarks" / "results"))
+    p.add_argument("--child", help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+    if args.child:
+        spec = json.loads(args.child)
+        print(json.dumps(timing_child(spec) if spec.get("timing") else child(spec)), flush=True)
+        return 0
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    if args.reconstruction:
+        rows = reconstruction(args.depths, args.noises)
+        with open(out / "reconstruction_depth.jsonl", "w") as f:
+            for r in rows:
+                f.write(json.dumps(r) + "\n")
+        return 0
+    machine = {"machine": platform.processor() or platform.machine(), "cpus": os.cpu_count()}
+    common = {"steps": args.steps}
+    if args.srflow:
+        specs = [{"kind": "srflow", "mode": m, **common} for m in args.modes]
+        name = "memory_srflow"
+    else:
+        specs = [{"kind": "depth", "depth": d, "patch": s, "batch": args.batch,
+                  "hidden": args.hidden, "mode": m, **common}
+                 for s in args.patches for d in args.depths for m in args.modes]
+        timing = args.patches if args.timing_patches is None else args.timing_patches
+        if args.timing_steps:
+            specs += [{"kind": "depth", "depth": d, "patch": s, "batch": args.batch,
+                       "hidden": args.hidden, "timing": True, "steps": args.timing_steps}
+                      for s in timing for d in args.depths]
+        name = "memory_depth"
+    rows = []
+    (out / f"{name}.jsonl").write_text("")
+    for spec in specs:
+        r = {**run_child(spec, args.timeout), **machine}
+        print(json.dumps({k: v for k, v in r.items() if k != "steps_s"}), flush=True)
+        rows.append(r)
+        with open(out / f"{name}.jsonl", "a") as f:
+            f.write(json.dumps(r) + "\n")
+    if not args.srflow:
+        (out / f"{name}.md").write_text(table(rows) + "\n")
+        plot(rows, out / f"{name}.png")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
