@@ -269,14 +269,54 @@ def run_child(spec, timeout):
     return {**spec, "error": (proc.stderr or proc.stdout)[-2000:]}
 
 
+def xla_activations(depths, patches, batch, hidden):
+    """JAX: XLA's planned temporary memory of the loss-and-gradient program alone
+    (no optimizer; the gradients are its outputs, not temporaries): the memory
+    that depends on activations, per (patch, depth, mode). Compiles, never runs."""
+    import jax
+    import keras
+    from keras import ops
+
+    rows = []
+    for patch in patches:
+        for depth in depths:
+            x, c = depth_batch(patch, batch)
+            row = {"patch": patch, "depth": depth, "batch": batch, "hidden": hidden}
+            for mode in ("standard", "inverse"):
+                keras.utils.set_random_seed(0)
+                model = depth_model(depth, mode, hidden)
+                tv = [v.value for v in model.trainable_variables]
+                ntv = [v.value for v in model.non_trainable_variables]
+
+                def loss(tv, model=model, ntv=ntv):
+                    mapping = list(zip(model.trainable_variables, tv)) + list(
+                        zip(model.non_trainable_variables, ntv))
+                    with keras.StatelessScope(state_mapping=mapping):
+                        return ops.mean(model.bits_per_dim(*model.encode(x, c)))
+
+                t0 = time.perf_counter()
+                compiled = jax.jit(jax.value_and_grad(loss)).lower(tv).compile()
+                row[f"grad_temp_mb_{mode}"] = round(
+                    compiled.memory_analysis().temp_size_in_bytes / 2 ** 20, 2)
+                row[f"compile_s_{mode}"] = round(time.perf_counter() - t0, 1)
+                row["params"] = int(model.count_params())
+            print(json.dumps(row), flush=True)
+            rows.append(row)
+    return rows
+
+
 # -- reconstruction error and gradient agreement against depth -----------------------
-def reconstruction(depths, noises, patch=16, batch=2, grads=True):
+def reconstruction(depths, noises, scales=(1.0, 10.0), patch=16, batch=2):
+    """Per (depth, weight noise): max |x - decode(encode(x))| for inputs scaled by
+    each of ``scales``, and the worst and median per-tensor relative difference of
+    the two modes' gradients (inputs at scale 1)."""
     import keras
     import numpy as np
     from keras import ops
 
     sys.path.insert(0, str(ROOT / "tests"))
     from helpers import randomize
+    from test_reversible import relative_errors
 
     rows = []
     for depth in depths:
@@ -286,59 +326,72 @@ def reconstruction(depths, noises, patch=16, batch=2, grads=True):
             x, c = depth_batch(patch, batch)
             model.initialize(x, c)
             randomize(model, noise, seed=1)
-            z, _ = model.encode(x, c)
-            err = float(np.max(np.abs(ops.convert_to_numpy(model.decode(z, c)) - x)))
-            row = {"depth": depth, "noise": noise, "max_abs_reconstruction_error": err,
-                   "max_abs_z": float(np.max(np.abs(ops.convert_to_numpy(z))))}
-            if grads:
-                from test_reversible import relative_errors
-
-                rel = relative_errors(model, x, c)
-                row["worst_relative_gradient_error"] = max(rel.values())
-                row["median_relative_gradient_error"] = float(np.median(list(rel.values())))
+            row = {"depth": depth, "noise": noise}
+            for scale in scales:
+                z, _ = model.encode(scale * x, c)
+                xr = ops.convert_to_numpy(model.decode(z, c))
+                row[f"max_abs_reconstruction_error@{scale:g}"] = float(
+                    np.max(np.abs(xr - scale * x)))
+                row[f"max_abs_z@{scale:g}"] = float(np.max(np.abs(ops.convert_to_numpy(z))))
+            rel = relative_errors(model, x, c)
+            row["worst_relative_gradient_error"] = max(rel.values())
+            row["median_relative_gradient_error"] = float(np.median(list(rel.values())))
             print(json.dumps(row), flush=True)
             rows.append(row)
     return rows
 
 
 # -- reports ------------------------------------------------------------------------
-def table(rows):
+def _load(path):
+    path = Path(path)
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()] \
+        if path.exists() else []
+
+
+def table(rows, xla_rows=()):
     """Markdown: per (patch, depth) both modes' memory and the step-time ratio."""
     mem = {(r["patch"], r["depth"], r["mode"]): r for r in rows
            if not r.get("timing") and "error" not in r}
     tim = {(r["patch"], r["depth"]): r for r in rows if r.get("timing") and "error" not in r}
-    out = ["| patch | steps/level | activations MB standard | inverse | XLA temp MB standard "
-           "| inverse | peak RSS MB standard | inverse | step s standard | inverse | "
-           "inverse / standard |", "| " + " | ".join(["---"] * 11) + " |"]
-    for patch, depth in sorted({k[:2] for k in mem} | set(tim)):
+    act = {(r["patch"], r["depth"]): r for r in xla_rows}
+    out = ["| patch | steps/level | params | activations MB (XLA) standard | inverse | "
+           "training step MB (RSS) standard | inverse | step s standard | inverse | "
+           "time inverse / standard |", "| " + " | ".join(["---"] * 10) + " |"]
+    for patch, depth in sorted({k[:2] for k in mem} | set(tim) | set(act)):
         s_, i_ = mem.get((patch, depth, "standard"), {}), mem.get((patch, depth, "inverse"), {})
-        t = tim.get((patch, depth), {})
+        t, a = tim.get((patch, depth), {}), act.get((patch, depth), {})
 
         def f(r, k, fmt="{:.0f}"):
             return "" if r.get(k) is None else fmt.format(r[k])
 
-        out.append(f"| {patch} | {depth} | {f(s_, 'activations_mb')} | "
-                   f"{f(i_, 'activations_mb')} | {f(s_, 'xla_temp_mb')} | "
-                   f"{f(i_, 'xla_temp_mb')} | {f(s_, 'peak_rss_mb')} | {f(i_, 'peak_rss_mb')} | "
-                   f"{f(t, 'step_s_standard', '{:.3f}')} | {f(t, 'step_s_inverse', '{:.3f}')} | "
-                   f"{f(t, 'time_ratio', '{:.2f}x')} |")
-    failed = [r for r in rows if "error" in r]
-    for r in failed:
-        out.append(f"\nfailed: {json.dumps({k: r[k] for k in r if k != 'error'})}: "
-                   f"{r['error'].strip().splitlines()[-1][:200]}")
+        params = s_.get("params") or a.get("params")
+        out.append(f"| {patch} | {depth} | {'' if params is None else f'{params / 1e6:.2f} M'} "
+                   f"| {f(a, 'grad_temp_mb_standard', '{:.1f}')} "
+                   f"| {f(a, 'grad_temp_mb_inverse', '{:.1f}')} | {f(s_, 'activations_mb')} | "
+                   f"{f(i_, 'activations_mb')} | {f(t, 'step_s_standard', '{:.3f}')} | "
+                   f"{f(t, 'step_s_inverse', '{:.3f}')} | {f(t, 'time_ratio', '{:.2f}x')} |")
+    for r in rows:
+        if "error" in r:
+            out.append(f"\nfailed: {json.dumps({k: r[k] for k in r if k != 'error'})}: "
+                       f"{r['error'].strip().splitlines()[-1][:200]}")
     return "\n".join(out)
 
 
-def plot(rows, path):
+def plot(rows, xla_rows, path):
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     ok = [r for r in rows if "error" not in r]
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4.2))
-    for patch in sorted({r["patch"] for r in ok}):
-        for mode, style in (("standard", "o-"), ("inverse", "s--")):
+    fig, (ax0, ax1, ax2) = plt.subplots(1, 3, figsize=(15, 4.2))
+    styles = {"standard": "o-", "inverse": "s--"}
+    for patch in sorted({r["patch"] for r in ok} | {r["patch"] for r in xla_rows}):
+        for mode, style in styles.items():
+            rs = sorted((r for r in xla_rows if r["patch"] == patch), key=lambda r: r["depth"])
+            if rs:
+                ax0.plot([r["depth"] for r in rs], [r[f"grad_temp_mb_{mode}"] for r in rs],
+                         style, label=f"{mode}, {patch}px")
             rs = sorted((r for r in ok if r["patch"] == patch and r.get("mode") == mode
                          and not r.get("timing")), key=lambda r: r["depth"])
             if rs:
@@ -349,16 +402,27 @@ def plot(rows, path):
         if rs:
             ax2.plot([r["depth"] for r in rs], [r["time_ratio"] for r in rs], "s--",
                      label=f"{patch}px")
-    ax2.axhline(1.4, color="grey", lw=0.8, ls=":")
-    for ax, title in ((ax1, "training memory beyond weights + optimizer (MB, RSS)"),
-                      (ax2, "step time, inverse / standard")):
+    ax2.axhline(1.0, color="grey", lw=0.8)
+    ax2.set_ylim(0.8, 1.6)
+    for ax, title in (
+            (ax0, "activations: XLA temporaries of loss + gradients (MB)"),
+            (ax1, "training step beyond weights + optimizer state (MB, RSS)"),
+            (ax2, "step time, inverse / standard")):
         ax.set_xscale("log", base=2)
-        ax.set_xlabel("flow steps per level (3 levels)")
+        ax.set_xticks([4, 8, 16, 32, 64], ["4", "8", "16", "32", "64"])
+        ax.set_xlabel("flow steps per level (3 levels, batch 8)")
         ax.set_title(title, fontsize=10)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    fig.savefig(path, dpi=100)
+
+
+def report(out):
+    """``memory_depth.md`` and ``memory_depth.png`` from the JSON lines in ``out``."""
+    rows, xla_rows = _load(out / "memory_depth.jsonl"), _load(out / "xla_activations.jsonl")
+    (out / "memory_depth.md").write_text(table(rows, xla_rows) + "\n")
+    plot(rows, xla_rows, out / "memory_depth.png")
 
 
 def main(argv=None):
@@ -379,6 +443,11 @@ def main(argv=None):
     p.add_argument("--reconstruction", action="store_true",
                    help="reconstruction error and gradient agreement against depth")
     p.add_argument("--noises", type=float, nargs="+", default=[0.01, 0.03])
+    p.add_argument("--xla-activations", action="store_true",
+                   help="JAX: XLA's planned memory of the gradient program per depth "
+                   "(compiles only)")
+    p.add_argument("--report", action="store_true",
+                   help="only rewrite memory_depth.md and .png from the results in --out")
     p.add_argument("--out", default=str(ROOT / "benchmarks" / "results"))
     p.add_argument("--child", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
@@ -388,6 +457,16 @@ def main(argv=None):
         return 0
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
+    if args.report:
+        report(out)
+        return 0
+    if args.xla_activations:
+        rows = xla_activations(args.depths, args.patches, args.batch, args.hidden)
+        with open(out / "xla_activations.jsonl", "w") as f:
+            for r in rows:
+                f.write(json.dumps(r) + "\n")
+        report(out)
+        return 0
     if args.reconstruction:
         rows = reconstruction(args.depths, args.noises)
         with open(out / "reconstruction_depth.jsonl", "w") as f:
@@ -418,8 +497,7 @@ def main(argv=None):
         with open(out / f"{name}.jsonl", "a") as f:
             f.write(json.dumps(r) + "\n")
     if not args.srflow:
-        (out / f"{name}.md").write_text(table(rows) + "\n")
-        plot(rows, out / f"{name}.png")
+        report(out)
     return 0
 
 

@@ -8,7 +8,7 @@ explicit inputs of the custom function and the blocks run under an inner
 ``StatelessScope`` mapping their variables to those inputs.
 
 The backward pass itself is ``cinn.reversible.Segment.backward`` with
-``jax.vjp``. Ordering (``cinn.reversible.after``): XLA schedules the instructions of one
+``jax.vjp``. Ordering (``cinn.reversible.exact_zero``): XLA schedules the instructions of one
 program freely, and left alone it runs the inverses early (they need only the
 segment's output), merges them with the forward pass, or defers the weight
 gradients to the end; each keeps every block's activations alive at once (an

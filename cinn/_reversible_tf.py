@@ -11,7 +11,7 @@ does not stop the surrounding tape from recording the inner operations (which
 would keep every activation alive); with the copies nothing inside is watched.
 
 The backward pass is ``cinn.reversible.Segment.backward`` with a
-``tf.GradientTape`` VJP. Its ordering (``cinn.reversible.after``) matters here
+``tf.GradientTape`` VJP. Its ordering (``cinn.reversible.exact_zero``) matters here
 too: TensorFlow's graph executor runs every op as soon as its inputs exist, so
 without it all the inverses (they need only the segment's output) and local
 forward passes would run during the forward pass and keep their activations

@@ -94,15 +94,19 @@ class Segment:
         ``vjp(fn, *primals) -> (outputs, pullback)`` is the backend's
         vector-Jacobian product. Blocks are taken one at a time, last first:
         each one's input is recomputed from its output and its gradient
-        computed, before the block before it starts (``after``).
+        computed, before the block before it starts (``exact_zero``: added to the
+        block's output and weights, so that nothing of its step, not even a
+        relayout of its weights, can be computed earlier and kept).
         """
         gc = None if c is None else ops.zeros(ops.shape(c), "float32")
         g_trainable = [None] * len(self.layers)
         done = [gy, g_log_det]
         for i in reversed(range(len(self.layers))):
             step = _FUSED.get(type(self.layers[i]), _generic_step)
-            y, gy, gc_i, g_trainable[i] = step(self, i, after(y, done), gy, g_log_det, c,
-                                                trainable[i], other[i], vjp)
+            zero = exact_zero(done)  # block i waits for block i + 1, weights included
+            w = [v + ops.cast(zero, v.dtype) for v in trainable[i]]
+            y, gy, gc_i, g_trainable[i] = step(self, i, y + ops.cast(zero, y.dtype), gy,
+                                                g_log_det, c, w, other[i], vjp)
             if c is not None:
                 gc = gc + ops.cast(gc_i, "float32")
             done = [gy, gc] + list(g_trainable[i])
@@ -171,20 +175,19 @@ def _fused_steps():
     return {AffineCoupling: _coupling_step, AffineInjector: _injector_step}
 
 
-def after(h, tensors):
-    """``h`` plus an exact zero computed from one element of each of ``tensors``.
+def exact_zero(tensors):
+    """A float32 zero computed from one element of each of ``tensors``.
 
-    A data dependence that compilers cannot remove (``0 * v`` is not folded,
-    ``v`` may be NaN, and ``isnan`` makes the zero exact even then): whatever
-    uses the result waits until all of ``tensors`` are computed. The backward
-    pass uses it to take one block at a time (see the backend modules).
+    Adding it to a tensor makes a data dependence that compilers cannot remove
+    (``0 * v`` is not folded, ``v`` may be NaN, and ``isnan`` makes the zero exact
+    even then): whatever uses the sum waits until all of ``tensors`` exist. The
+    backward pass uses it to take one block at a time (see the backend modules).
     """
     first = [ops.cast(ops.reshape(t, (-1,))[0], "float32") for t in tensors if t is not None]
     total = first[0]
     for v in first[1:]:
         total = total + v
-    zero = ops.cast(ops.isnan(total), "float32") * 0.0
-    return h + ops.cast(zero, h.dtype)
+    return ops.cast(ops.isnan(total), "float32") * 0.0
 
 
 _FUSED = {}
