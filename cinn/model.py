@@ -12,6 +12,7 @@ from cinn.blocks.base import fmt_shape
 from cinn.compile import compiled
 from cinn.distribute import in_multi_worker, scale_loss_for_replicas
 from cinn.sampling import check_sampling
+from cinn.strips import decode_in_strips
 from cinn.subnets import check_subnet
 from cinn.reversible import check_backprop, run_segment
 
@@ -408,7 +409,7 @@ class ConditionalINN(keras.Model):
                            (bsz, n) + xs)
 
     def sample_chunks(self, c=None, n=1, temperature=1.0, seed=None, z=None, batch_size=None,
-                      features=None):
+                      features=None, strips=None):
         """The samples of ``sample`` as a generator of chunks ``(m, *x_shape)``, sample
         ``k = b * n + i`` (``i``-th sample of condition ``b``) in order: memory for
         ``batch_size`` samples at a time, not ``n``.
@@ -422,7 +423,10 @@ class ConditionalINN(keras.Model):
         for the first condition). ``n``, ``temperature`` and ``seed`` are checked by
         ``cinn.sampling.check_sampling``. ``features``: the condition features of ``c``
         computed by the caller (e.g. in tiles, for very large images), one array per
-        level, instead of ``condition_features(c)``.
+        level, instead of ``condition_features(c)``. ``strips``: ``(rows, halo)`` to
+        decode every sample in strips of ``rows`` rows of x with ``halo`` rows of
+        context (``cinn.strips``): memory for a strip, not the whole image; only for
+        flows whose blocks are all local and a ``halo`` beyond their receptive field.
         """
         n, temperature, seed = check_sampling(n, temperature, seed)
         if c is None:
@@ -453,7 +457,12 @@ class ConditionalINN(keras.Model):
         # intermediates sooner (about a quarter less peak memory on large images).
         # Convolutions may round differently for different batch sizes, so every
         # sample is decoded on its own (a chunk changes no result).
-        decode = functools.partial(_one_by_one, compiled(self, "_decode_parts"))
+        decode = compiled(self, "_decode_parts")
+        if strips is not None and len(xs) == 3:
+            decode = functools.partial(decode_in_strips, decode, height=xs[0],
+                                       rows=strips[0], halo=strips[1],
+                                       multiple=2 ** self.num_down)
+        decode = functools.partial(_one_by_one, decode)
         noise = None if z is not None else _latents(dims, seed)
         for k0 in range(0, total, batch_size):
             m = min(batch_size, total - k0)

@@ -135,8 +135,8 @@ def train(model, data, validation_data=None, epochs=1, learning_rate=1e-3, clipn
       ``min_lr_ratio * learning_rate`` along a half cosine over the ``epochs``
       (set at each epoch start, so a resumed run follows the same curve).
     * ``jit_compile``: compile the whole training step with XLA (see
-      ``resolve_jit_compile``; ``"auto"``: on, except under a ``tf.distribute``
-      strategy).
+      ``resolve_jit_compile``; ``"auto"``: on for JAX and for TensorFlow on a
+      GPU, off on a CPU-only TensorFlow and under a ``tf.distribute`` strategy).
     * A NaN or infinite loss stops training with a ``TrainingDiverged`` error
       naming the step; the last good checkpoint stays intact.
     * ``init``: warm start from a ``.keras`` file (or a model) of the same
@@ -280,19 +280,19 @@ def copy_weights(source, model):
 def resolve_jit_compile(jit_compile="auto"):
     """Whether ``model.fit`` compiles the training step with XLA.
 
-    ``"auto"`` turns XLA on for every backend, also on a CPU-only TensorFlow
-    (where Keras' own ``"auto"`` leaves it off): a flow is a long chain of small
-    ops (slices, concatenations, exp, atan, per-channel affine maps) that XLA
-    fuses, which the benchmarks measure as the faster step on CPU (README,
-    Speed). Under a ``tf.distribute`` strategy Keras does not support XLA, so
-    ``"auto"`` is off there.
+    ``"auto"``: on JAX always (XLA is how JAX runs); on TensorFlow only with a
+    GPU and no ``tf.distribute`` strategy (Keras does not support XLA under
+    one). On a CPU-only TensorFlow the step runs as a graph of oneDNN kernels,
+    which trains the three apps 1.6-1.9x faster than the XLA-compiled step on
+    the 2-core CPU: XLA's CPU convolutions are far slower than oneDNN's at these
+    sizes (``python -m benchmarks.bench``, README, Speed).
     """
     if jit_compile != "auto":
         return bool(jit_compile)
     if keras.backend.backend() == "tensorflow":
         import tensorflow as tf
 
-        return not tf.distribute.has_strategy()
+        return bool(tf.config.list_logical_devices("GPU")) and not tf.distribute.has_strategy()
     return keras.backend.backend() == "jax"
 
 

@@ -4,7 +4,7 @@ from keras import ops
 
 from apps.colorization.color import merge_lab, split_lab, to_uint8
 from apps.common.images import pad_to_multiple
-from apps.common.tiling import strip_features
+from apps.common.tiling import decode_strips, strip_features
 from cinn.errors import CinnError
 from cinn.model import draw_latents
 from cinn.sampling import check_sampling
@@ -61,7 +61,8 @@ def iter_ab(model, cond, n=8, temperature=0.8, seed=0, batch_size=None):
     padded, (h, w) = pad_to_multiple(cond, model.multiple)
     for ab in model.sample_chunks(padded[None], n=n, temperature=temperature, seed=seed,
                                   batch_size=batch_size,
-                                  features=strip_features(model, padded[None])):
+                                  features=strip_features(model, padded[None]),
+                                  strips=decode_strips(model, padded[None])):
         yield np.asarray(ops.convert_to_numpy(ab), "float32")[:, :h, :w]
 
 

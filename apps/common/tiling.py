@@ -1,4 +1,4 @@
-"""Condition features of very large images, computed in overlapping strips.
+"""Very large images in overlapping strips: condition features and decoding.
 
 A conditioning network made of convolutions sees a bounded neighbourhood of each
 pixel, so its features can be computed strip by strip (full width, ``ROWS`` rows
@@ -12,12 +12,18 @@ computes the features in one pass.
 import numpy as np
 from keras import ops
 
+from cinn import ConditionalINN
+from cinn.strips import receptive_radius
+
 #: conditioning networks whose receptive field is local (well inside ``HALO``)
 LOCAL_NETS = ("ConditionNet", "LREncoder")
 #: conditions with more pixels than this are processed in strips
 TILE_PIXELS = 2 ** 19
 #: strip height and margin, in condition pixels (multiples of every level's stride)
 ROWS, HALO = 256, 64
+#: samples with more pixels than ``TILE_PIXELS`` are decoded in strips of about this
+#: many pixels (plus the flow's receptive radius above and below)
+STRIP_PIXELS = 2 ** 18
 
 
 def strip_features(model, c, rows=ROWS, halo=HALO, min_pixels=TILE_PIXELS):
@@ -43,3 +49,19 @@ def strip_features(model, c, rows=ROWS, halo=HALO, min_pixels=TILE_PIXELS):
             part.append(np.asarray(ops.convert_to_numpy(f))[
                 :, round((y0 - a) * ratio):round((y1 - a) * ratio)])
     return [np.concatenate(p, axis=1) if p else None for p in parts]
+
+
+def decode_strips(model, c, min_pixels=TILE_PIXELS, strip_pixels=STRIP_PIXELS):
+    """``strips=(rows, halo)`` for ``model.sample_chunks`` when a sample of condition
+    ``c`` (1, H, W, C) has more than ``min_pixels`` pixels: strips of about
+    ``strip_pixels`` pixels with a halo of the flow's receptive radius
+    (``cinn.strips``); ``None`` for smaller images (one pass) and for models that
+    are not flows (the colorization regressor)."""
+    if not isinstance(model, ConditionalINN):
+        return None
+    h, w = (int(d) for d in model.x_shape_for(ops.convert_to_tensor(np.asarray(c)))[:2])
+    if h * w <= min_pixels:
+        return None
+    halo = receptive_radius(model)
+    rows = max(2 * halo, strip_pixels // w, 2 ** model.num_down)
+    return None if rows + halo >= h else (rows, halo)

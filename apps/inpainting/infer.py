@@ -14,7 +14,7 @@ import warnings
 import numpy as np
 
 from apps.common.images import pad_to_multiple
-from apps.common.tiling import strip_features
+from apps.common.tiling import decode_strips, strip_features
 from apps.inpainting.model import fill_hole, from_flow, make_condition, to_flow
 from cinn.errors import CinnError
 from cinn.sampling import check_sampling
@@ -79,7 +79,8 @@ def iter_inpaint(model, rgb, mask, n=8, temperature=0.8, seed=0, batch_size=None
     known = filled[:h, :w]
     for residual in model.sample_chunks(c, n=n, temperature=temperature, seed=seed,
                                         batch_size=batch_size,
-                                        features=strip_features(model, c)):
+                                        features=strip_features(model, c),
+                                        strips=decode_strips(model, c)):
         for one in ops.convert_to_numpy(residual)[:, :h, :w]:
             yield np.where(mask[:, :, None], from_flow(one + known), rgb)
 

@@ -3,7 +3,7 @@ import numpy as np
 
 from apps.common.images import pad_to_multiple
 from apps.common.pretrained import load_model
-from apps.common.tiling import strip_features
+from apps.common.tiling import decode_strips, strip_features
 from apps.superres.consistent import from_details, to_unit
 from apps.superres.resize import to_uint8, upscale as bicubic_upscale
 from cinn.errors import CinnError
@@ -65,7 +65,8 @@ def iter_upscale_float(model, rgb_uint8, n=4, temperature=DEFAULT_TEMPERATURE, s
     c = to_unit(padded)[None]
     lr_unit = to_unit(lr)[None].astype(np.float64)
     for det in model.sample_chunks(c, n=n, temperature=temperature, seed=seed,
-                                   batch_size=batch_size, features=strip_features(model, c)):
+                                   batch_size=batch_size, features=strip_features(model, c),
+                                   strips=decode_strips(model, c)):
         det = np.asarray(ops.convert_to_numpy(det))[:, :h, :w]
         for one in det:
             yield (from_details(one[None], lr_unit, model.scale)[0] + 0.5) * 255.0
