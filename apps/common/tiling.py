@@ -1,7 +1,7 @@
 """Very large images in overlapping strips: condition features and decoding.
 
 A conditioning network made of convolutions sees a bounded neighbourhood of each
-pixel, so its features can be computed strip by strip (full width, ``ROWS`` rows
+pixel, so its features can be computed strip by strip (full width, about ``STRIP_PIXELS`` pixels
 plus a margin of ``HALO`` rows above and below, cropped away) with a fraction of
 the memory of one pass over the whole image; the features are the same up to
 float rounding (``tests/test_robustness.py``). Networks that look at the whole
@@ -19,19 +19,22 @@ from cinn.strips import receptive_radius
 LOCAL_NETS = ("ConditionNet", "LREncoder")
 #: conditions with more pixels than this are processed in strips
 TILE_PIXELS = 2 ** 19
-#: strip height and margin, in condition pixels (multiples of every level's stride)
-ROWS, HALO = 256, 64
-#: samples with more pixels than ``TILE_PIXELS`` are decoded in strips of about this
-#: many pixels (plus the flow's receptive radius above and below)
-STRIP_PIXELS = 2 ** 18
+#: least strip height and margin, in condition pixels (multiples of every level's stride)
+ROWS, HALO = 64, 64
+#: pixels of one strip, margins left out: memory follows the strip (a 3x3 convolution
+#: of oneDNN may take a scratch buffer of 9 x its input channels per pixel)
+STRIP_PIXELS = 2 ** 17
 
 
-def strip_features(model, c, rows=ROWS, halo=HALO, min_pixels=TILE_PIXELS):
+def strip_features(model, c, rows=None, halo=HALO, min_pixels=TILE_PIXELS):
     """``model.condition_features(c)`` for one condition ``c`` (1, H, W, C) computed
     in strips, as NumPy arrays; ``None`` when the image is small or the model's
-    conditioning network is not known to be local."""
+    conditioning network is not known to be local. ``rows``: rows per strip (default:
+    about ``STRIP_PIXELS`` pixels, at least ``ROWS``, a multiple of 64)."""
     c = np.asarray(c)
     h, w = c.shape[1], c.shape[2]
+    if rows is None:
+        rows = max(ROWS, -(-(STRIP_PIXELS // w) // 64) * 64)
     if h * w <= min_pixels or type(model.cond_net).__name__ not in LOCAL_NETS or h <= rows:
         return None
     parts = None

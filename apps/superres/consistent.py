@@ -98,23 +98,34 @@ def to_details(hr, lr, scale):
     return d.reshape(*d.shape[:-2], -1).astype(np.float32)
 
 
-def from_details(details, lr, scale):
+def from_details(details, lr, scale, rows=128):
     """Details (..., h, w, C*(s*s-1)) and LR (..., h, w, C) -> HR (..., s*h, s*w, C)
-    float64 whose bicubic downscale equals ``lr``."""
+    float64 whose bicubic downscale equals ``lr``.
+
+    Built in place in one HR array, ``rows`` LR rows at a time where a step needs a
+    temporary (about one HR array of memory in all, not seven)."""
     s = int(scale)
     lr = np.asarray(lr, np.float64)
     c = lr.shape[-1]
     h, w = lr.shape[-3], lr.shape[-2]
-    d = np.asarray(details, np.float64)
+    lead = lr.shape[:-3]
+    d = np.asarray(details)
     d = d.reshape(*d.shape[:-1], s * s - 1, c)
     uv, dv, av = _axis_ops(h, s)
     uh, dh, ah = _axis_ops(w, s)
-    q = block_basis(s)
-    # x = (base + r_d) + r_l, summed in place: a few HR arrays alive, not seven
-    x = _from_blocks(np.einsum("qp,...qc->...pc", q[1:], d), s)      # r_d
-    del d
-    x += _apply(uv, lr, uh)                                   # + base (bicubic upscale)
-    rhs = lr - _apply(dv, x, dh)
+    q = block_basis(s)[1:].reshape(s * s - 1, s, s)
+    x = np.empty(lead + (h, s, w, s, c))
+    blocks = np.moveaxis(x, -4, -3)                           # (..., h, w, s, s, C) view
+    hr = x.reshape(lead + (h * s, w * s, c))                  # (..., H, W, C) view
+    for i in range(0, h, rows):
+        j = min(h, i + rows)
+        # r_d: the detail coefficients in the block basis
+        np.einsum("qab,...hwqc->...hwabc", q, d[..., i:j, :, :, :],
+                  out=blocks[..., i:j, :, :, :, :])
+        hr[..., i * s:j * s, :, :] += _apply(uv[i * s:j * s], lr, uh)   # + U(lr)
+    rhs = lr.copy()
+    for i in range(0, h * s, rows * s):                       # - D(x), by HR row blocks
+        rhs -= _apply(dv[:, i:i + rows * s], hr[..., i:i + rows * s, :, :], dh)
     coarse = _apply(av, rhs, ah)                              # (..., h, w, C)
-    x += _from_blocks(np.repeat(coarse[..., None, :], s * s, axis=-2) / s, s)   # + r_l
-    return x
+    x += coarse[..., :, None, :, None, :] / s                 # + r_l, constant per block
+    return hr

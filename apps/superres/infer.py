@@ -69,7 +69,10 @@ def iter_upscale_float(model, rgb_uint8, n=4, temperature=DEFAULT_TEMPERATURE, s
                                    strips=decode_strips(model, c)):
         det = np.asarray(ops.convert_to_numpy(det))[:, :h, :w]
         for one in det:
-            yield (from_details(one[None], lr_unit, model.scale)[0] + 0.5) * 255.0
+            x = from_details(one[None], lr_unit, model.scale)[0]
+            x += 0.5
+            x *= 255.0
+            yield x
 
 
 def upscale(model, rgb_uint8, n=4, temperature=DEFAULT_TEMPERATURE, seed=0, batch_size=None):
