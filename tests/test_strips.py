@@ -73,3 +73,19 @@ def test_apps_decode_large_images_in_strips(superres):
     rows, halo = decode_strips(superres, c)
     assert halo == receptive_radius(superres) and rows >= 2 * halo
     assert decode_strips(superres, c[:, :64, :64]) is None   # small: one pass
+
+
+@pytest.mark.parametrize("app", ["colorization", "inpainting"])
+def test_haar_flows_decode_the_same_in_strips(app, tmp_path):
+    """The Haar-level apps (3 levels: strips on multiples of 8 rows) in strips."""
+    from helpers import tiny_app_models
+
+    model, _ = tiny_app_models(tmp_path)[app]
+    channels = {"colorization": 1, "inpainting": 4}[app]
+    c = np.random.default_rng(2).random((1, 64, 24, channels)).astype("float32") - 0.5
+    halo = receptive_radius(model)
+    assert halo > 0
+    one = np.concatenate([to_np(x) for x in model.sample_chunks(c, n=2, seed=1)])
+    strips = np.concatenate([to_np(x) for x in model.sample_chunks(c, n=2, seed=1,
+                                                                   strips=(16, halo))])
+    assert np.abs(one - strips).max() <= 1e-5
