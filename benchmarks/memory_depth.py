@@ -354,7 +354,7 @@ def table(rows, xla_rows=()):
            if not r.get("timing") and "error" not in r}
     tim = {(r["patch"], r["depth"]): r for r in rows if r.get("timing") and "error" not in r}
     act = {(r["patch"], r["depth"]): r for r in xla_rows}
-    out = ["| patch | steps/level | params | activations MB (XLA) standard | inverse | "
+    out = ["| patch | steps/level | params | XLA temporaries MB standard | inverse | "
            "training step MB (RSS) standard | inverse | step s standard | inverse | "
            "time inverse / standard |", "| " + " | ".join(["---"] * 10) + " |"]
     for patch, depth in sorted({k[:2] for k in mem} | set(tim) | set(act)):
@@ -365,9 +365,12 @@ def table(rows, xla_rows=()):
             return "" if r.get(k) is None else fmt.format(r[k])
 
         params = s_.get("params") or a.get("params")
+        # XLA's temporaries: of the gradient program (--xla-activations), else of the
+        # whole training step measured by the memory runs (JAX only)
+        xs = f(a, 'grad_temp_mb_standard', '{:.1f}') or f(s_, 'xla_temp_mb', '{:.1f}')
+        xi = f(a, 'grad_temp_mb_inverse', '{:.1f}') or f(i_, 'xla_temp_mb', '{:.1f}')
         out.append(f"| {patch} | {depth} | {'' if params is None else f'{params / 1e6:.2f} M'} "
-                   f"| {f(a, 'grad_temp_mb_standard', '{:.1f}')} "
-                   f"| {f(a, 'grad_temp_mb_inverse', '{:.1f}')} | {f(s_, 'activations_mb')} | "
+                   f"| {xs} | {xi} | {f(s_, 'activations_mb')} | "
                    f"{f(i_, 'activations_mb')} | {f(t, 'step_s_standard', '{:.3f}')} | "
                    f"{f(t, 'step_s_inverse', '{:.3f}')} | {f(t, 'time_ratio', '{:.2f}x')} |")
     for r in rows:
@@ -394,6 +397,9 @@ def plot(rows, xla_rows, path):
                          style, label=f"{mode}, {patch}px")
             rs = sorted((r for r in ok if r["patch"] == patch and r.get("mode") == mode
                          and not r.get("timing")), key=lambda r: r["depth"])
+            if rs and not xla_rows and rs[0].get("xla_temp_mb") is not None:
+                ax0.plot([r["depth"] for r in rs], [r["xla_temp_mb"] for r in rs], style,
+                         label=f"{mode}, {patch}px")
             if rs:
                 ax1.plot([r["depth"] for r in rs], [r["activations_mb"] for r in rs], style,
                          label=f"{mode}, {patch}px")
@@ -403,9 +409,9 @@ def plot(rows, xla_rows, path):
             ax2.plot([r["depth"] for r in rs], [r["time_ratio"] for r in rs], "s--",
                      label=f"{patch}px")
     ax2.axhline(1.0, color="grey", lw=0.8)
-    ax2.set_ylim(0.8, 1.6)
+    ax2.set_ylim(0.5, max([3.5] + [r["time_ratio"] + 0.2 for r in ok if r.get("timing")]))
     for ax, title in (
-            (ax0, "activations: XLA temporaries of loss + gradients (MB)"),
+            (ax0, "activations: XLA temporaries of the step (MB, JAX)"),
             (ax1, "training step beyond weights + optimizer state (MB, RSS)"),
             (ax2, "step time, inverse / standard")):
         ax.set_xscale("log", base=2)
