@@ -108,9 +108,9 @@ def from_details(details, lr, scale, rows=128):
     lr = np.asarray(lr, np.float64)
     c = lr.shape[-1]
     h, w = lr.shape[-3], lr.shape[-2]
-    lead = lr.shape[:-3]
     d = np.asarray(details)
     d = d.reshape(*d.shape[:-1], s * s - 1, c)
+    lead = np.broadcast_shapes(lr.shape[:-3], d.shape[:-4])
     uv, dv, av = _axis_ops(h, s)
     uh, dh, ah = _axis_ops(w, s)
     q = block_basis(s)[1:].reshape(s * s - 1, s, s)
@@ -120,10 +120,10 @@ def from_details(details, lr, scale, rows=128):
     for i in range(0, h, rows):
         j = min(h, i + rows)
         # r_d: the detail coefficients in the block basis
-        np.einsum("qab,...hwqc->...hwabc", q, d[..., i:j, :, :, :],
-                  out=blocks[..., i:j, :, :, :, :])
+        blocks[..., i:j, :, :, :, :] = np.einsum("qab,...hwqc->...hwabc", q,
+                                                 d[..., i:j, :, :, :])
         hr[..., i * s:j * s, :, :] += _apply(uv[i * s:j * s], lr, uh)   # + U(lr)
-    rhs = lr.copy()
+    rhs = np.broadcast_to(lr, lead + lr.shape[-3:]).copy()
     for i in range(0, h * s, rows * s):                       # - D(x), by HR row blocks
         rhs -= _apply(dv[:, i:i + rows * s], hr[..., i:i + rows * s, :, :], dh)
     coarse = _apply(av, rhs, ah)                              # (..., h, w, C)
