@@ -13,7 +13,7 @@ import numpy as np
 from keras import ops
 
 from cinn import ConditionalINN
-from cinn.strips import receptive_radius
+from cinn.strips import receptive_radius, strip_bounds
 
 #: conditioning networks whose receptive field is local (well inside ``HALO``)
 LOCAL_NETS = ("ConditionNet", "LREncoder")
@@ -38,9 +38,7 @@ def strip_features(model, c, rows=None, halo=HALO, min_pixels=TILE_PIXELS):
     if h * w <= min_pixels or type(model.cond_net).__name__ not in LOCAL_NETS or h <= rows:
         return None
     parts = None
-    for y0 in range(0, h, rows):
-        y1 = min(h, y0 + rows)
-        a, b = max(0, y0 - halo), min(h, y1 + halo)
+    for a, y0, y1, b in strip_bounds(h, rows, halo, multiple=1):
         feats = model.condition_features(ops.convert_to_tensor(c[:, a:b],
                                                                model.compute_dtype))
         if parts is None:
@@ -62,7 +60,7 @@ def decode_strips(model, c, min_pixels=TILE_PIXELS, strip_pixels=STRIP_PIXELS):
     are not flows (the colorization regressor)."""
     if not isinstance(model, ConditionalINN):
         return None
-    h, w = (int(d) for d in model.x_shape_for(ops.convert_to_tensor(np.asarray(c)))[:2])
+    h, w = (int(d) for d in model.x_shape_for(np.asarray(c))[:2])
     if h * w <= min_pixels:
         return None
     halo = receptive_radius(model)

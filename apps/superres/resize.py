@@ -65,9 +65,9 @@ def to_uint8(img):
     """Round and clip to uint8, as MATLAB does for uint8 images (a block of rows
     at a time: no full-size float temporaries)."""
     img = np.asarray(img)
-    out = np.empty(img.shape, np.uint8)
     if img.ndim < 2:
         return np.clip(np.round(img), 0, 255).astype(np.uint8)
+    out = np.empty(img.shape, np.uint8)
     src, dst = img.reshape((-1,) + img.shape[-2:]), out.reshape((-1,) + img.shape[-2:])
     for i in range(0, len(src), 256):
         dst[i:i + 256] = np.clip(np.round(src[i:i + 256]), 0, 255)
