@@ -21,6 +21,8 @@ def _add_train(sub):
     p.add_argument("--epochs", type=int)
     p.add_argument("--steps", type=int, help="steps per epoch")
     p.add_argument("--batch-size", type=int, help="global batch size")
+    p.add_argument("--crop", type=int, help="side of the square training crops in pixels "
+                   "(super-resolution: of the HR crop)")
     p.add_argument("--lr", type=float, help="learning rate")
     p.add_argument("--scale", type=int, choices=(4, 8), help="super-resolution factor")
     p.add_argument("--seed", type=int)

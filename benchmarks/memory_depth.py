@@ -5,7 +5,9 @@
     KERAS_BACKEND=jax python -m benchmarks.memory_depth --srflow      # configs/superres_srflow.yaml
     KERAS_BACKEND=jax python -m benchmarks.memory_depth --reconstruction
 
-Not a test: every run is a child process on the CPU. The model is the
+Not a test: every run is a child process (on JAX's default device: with a GPU, the
+children also report its memory, ``gpu_*_mb``: the peak of device memory in use
+minus what was in use before the steps). The model is the
 colorization app's flow (3 Haar levels of ActNorm + 1x1 conv + affine coupling
 steps, subnets ``--hidden`` wide, its conditioning network) with ``--depths``
 steps per level, trained on random ``patch`` x ``patch`` crops by Adam.
@@ -71,6 +73,23 @@ def peak_rss_mb():
             if line.startswith("VmHWM:"):
                 return int(line.split()[1]) / 1024
     raise RuntimeError("no VmHWM in /proc/self/status")
+
+
+def gpu_memory_mb():
+    """``(in use, peak in use)`` in MB on JAX's first device when it is a GPU, else
+    ``None``. The peak is the process's (JAX cannot reset it): with the training step
+    compiled ahead of time it is the steps' peak unless model set-up took more."""
+    import keras
+
+    if keras.backend.backend() != "jax":
+        return None
+    import jax
+
+    dev = jax.devices()[0]
+    stats = dev.memory_stats() if dev.platform == "gpu" else None
+    if not stats:
+        return None
+    return stats["bytes_in_use"] / 2 ** 20, stats.get("peak_bytes_in_use", 0) / 2 ** 20
 
 
 # -- models ------------------------------------------------------------------------
@@ -212,6 +231,7 @@ def child(spec):
     rss_built = rss_mb()
     t0 = time.perf_counter()
     trainer = _trainer(model, x, c, spec)
+    gpu_base = gpu_memory_mb()
     base, peak_before = start_measuring()
     losses, times = [], []
     for _ in range(spec["steps"]):
@@ -219,6 +239,11 @@ def child(spec):
         losses.append(trainer())
         times.append(time.perf_counter() - t1)
     peak = peak_rss_mb()
+    gpu = {}
+    if gpu_base is not None:  # GPU: device memory beyond weights, optimizer and inputs
+        gpu_peak = gpu_memory_mb()[1]
+        gpu = {"gpu_base_mb": round(gpu_base[0], 1), "gpu_peak_mb": round(gpu_peak, 1),
+               "gpu_activations_mb": round(gpu_peak - gpu_base[0], 1)}
     temp = trainer.xla_temp_bytes
     return {**spec, "backend": keras.backend.backend(), "params": int(model.count_params()),
             "x_shape": list(np.shape(x)), "rss_built_mb": round(rss_built, 1),
@@ -228,7 +253,7 @@ def child(spec):
             "compile_and_run_s": round(time.perf_counter() - t0, 1),
             "step_s": round(statistics.median(times), 4),
             "steps_s": [round(t, 4) for t in times], "loss": losses[-1],
-            "finite": bool(np.all(np.isfinite(losses)))}
+            "finite": bool(np.all(np.isfinite(losses))), **gpu}
 
 
 def timing_child(spec):
@@ -255,8 +280,9 @@ def timing_child(spec):
 
 
 def run_child(spec, timeout):
+    path = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p)
     env = dict(os.environ, MALLOC_MMAP_THRESHOLD_="65536", TF_CPP_MIN_LOG_LEVEL="3",
-               PYTHONPATH=str(ROOT))
+               PYTHONPATH=path)
     cmd = [sys.executable, "-m", "benchmarks.memory_depth", "--child", json.dumps(spec)]
     try:
         proc = subprocess.run(cmd, env=env, cwd=ROOT, capture_output=True, text=True,

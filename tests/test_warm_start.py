@@ -116,3 +116,18 @@ def test_cli_init_and_mismatch_error(tmp_path, capsys):
                         "--init", init]) == 1
     err = [ln for ln in capsys.readouterr().err.splitlines() if ln.strip()]
     assert len(err) == 1 and err[0].startswith("cinn: error: ") and "does not match" in err[0]
+
+
+def test_cli_options_override_the_config():
+    """`cinn train --crop/--batch-size/--steps/--epochs/--lr` replace the config's values
+    (how a run is moved to larger crops or another machine without a new config file)."""
+    from apps.cli import build_parser
+    from apps.common.train import apply_overrides
+
+    args = build_parser().parse_args(["train", "superres", "--data", "d", "--crop", "128",
+                                      "--batch-size", "32", "--steps", "200", "--lr", "1e-4"])
+    cfg = {"model": {}, "data": {"crop": 64, "batch_size": 8, "steps_per_epoch": 100},
+           "train": {"epochs": 100, "learning_rate": 1e-3}}
+    cfg = apply_overrides(cfg, args)
+    assert cfg["data"] == {"crop": 128, "batch_size": 32, "steps_per_epoch": 200}
+    assert cfg["train"] == {"epochs": 100, "learning_rate": 1e-4}

@@ -10,7 +10,8 @@ from apps.common.config import load_config
 def apply_overrides(cfg, args):
     """Command-line options override the config file."""
     data, train = cfg["data"], cfg["train"]
-    for key, value in (("batch_size", args.batch_size), ("steps_per_epoch", args.steps)):
+    for key, value in (("batch_size", args.batch_size), ("steps_per_epoch", args.steps),
+                       ("crop", getattr(args, "crop", None))):
         if value is not None:
             data[key] = value
     for key, value in (("epochs", args.epochs), ("learning_rate", args.lr)):
