@@ -131,3 +131,7 @@ def test_cli_options_override_the_config():
     cfg = apply_overrides(cfg, args)
     assert cfg["data"] == {"crop": 128, "batch_size": 32, "steps_per_epoch": 200}
     assert cfg["train"] == {"epochs": 100, "learning_rate": 1e-4}
+    for flag in ("--crop", "--batch-size", "--steps", "--epochs", "--lr"):
+        bad = build_parser().parse_args(["train", "superres", "--data", "d", flag, "0"])
+        with pytest.raises(CinnError, match=f"{flag} must be positive, got 0"):
+            apply_overrides(cfg, bad)

@@ -8,7 +8,14 @@ from apps.common.config import load_config
 
 
 def apply_overrides(cfg, args):
-    """Command-line options override the config file."""
+    """Command-line options override the config file (sizes, counts and the learning
+    rate must be positive: ``CinnError`` otherwise)."""
+    from cinn.errors import CinnError
+
+    for flag in ("crop", "batch_size", "steps", "epochs", "lr"):
+        value = getattr(args, flag, None)
+        if value is not None and not value > 0:
+            raise CinnError(f"--{flag.replace('_', '-')} must be positive, got {value}")
     data, train = cfg["data"], cfg["train"]
     for key, value in (("batch_size", args.batch_size), ("steps_per_epoch", args.steps),
                        ("crop", getattr(args, "crop", None))):
