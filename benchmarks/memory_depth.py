@@ -472,6 +472,9 @@ def main(argv=None):
     p.add_argument("--timing-patches", type=int, nargs="*",
                    help="patch sizes of the timing runs (default: all)")
     p.add_argument("--modes", nargs="+", default=["standard", "inverse"])
+    p.add_argument("--timing-only", action="store_true",
+                   help="run only the step-time children (e.g. again on a quiet machine); "
+                   "the memory rows already in OUT/memory_depth.jsonl are kept")
     p.add_argument("--timeout", type=int, default=1800)
     p.add_argument("--srflow", action="store_true",
                    help="configs/superres_srflow.yaml at batch 16 instead of the depth sweep")
@@ -514,9 +517,10 @@ def main(argv=None):
         specs = [{"kind": "srflow", "mode": m, **common} for m in args.modes]
         name = "memory_srflow"
     else:
-        specs = [{"kind": "depth", "depth": d, "patch": s, "batch": args.batch,
-                  "hidden": args.hidden, "mode": m, **common}
-                 for s in args.patches for d in args.depths for m in args.modes]
+        specs = [] if args.timing_only else [
+            {"kind": "depth", "depth": d, "patch": s, "batch": args.batch,
+             "hidden": args.hidden, "mode": m, **common}
+            for s in args.patches for d in args.depths for m in args.modes]
         timing = args.patches if args.timing_patches is None else args.timing_patches
         if args.timing_steps:
             specs += [{"kind": "depth", "depth": d, "patch": s, "batch": args.batch,
@@ -524,7 +528,9 @@ def main(argv=None):
                       for s in timing for d in args.depths]
         name = "memory_depth"
     rows = []
-    (out / f"{name}.jsonl").write_text("")
+    if args.timing_only and not args.srflow:
+        rows = [r for r in _load(out / f"{name}.jsonl") if not r.get("timing")]
+    (out / f"{name}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     for spec in specs:
         r = {**run_child(spec, args.timeout), **machine}
         print(json.dumps({k: v for k, v in r.items() if k != "steps_s"}), flush=True)
