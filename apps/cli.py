@@ -34,7 +34,7 @@ def _add_train(sub):
                    "schedule continues there; training ends at epochs x steps)")
     p.add_argument("--backprop", choices=("standard", "inverse"),
                    help="inverse: backpropagation by inversion, the flow keeps no activations "
-                   "(activation memory independent of depth on JAX, at 2.5-3x the step "
+                   "(activation memory independent of depth on JAX, at 1.2-1.5x the step "
                    "time on a CPU; default: the config's train.backprop, else standard)")
     p.add_argument("--verbose", type=int, default=1, choices=(0, 1, 2))
     p.add_argument("--strategy", choices=("auto", "one", "mirrored", "multiworker"),
