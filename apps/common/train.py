@@ -7,27 +7,29 @@ from pathlib import Path
 from apps.common.config import load_config
 
 
+#: ``cinn train`` options that must be positive: (option, config section, key)
+POSITIVE_OVERRIDES = (("batch_size", "data", "batch_size"), ("steps", "data", "steps_per_epoch"),
+                      ("crop", "data", "crop"), ("epochs", "train", "epochs"),
+                      ("lr", "train", "learning_rate"))
+
+
 def apply_overrides(cfg, args):
     """Command-line options override the config file (sizes, counts and the learning
-    rate must be positive: ``CinnError`` otherwise)."""
+    rate must be positive: ``CinnError`` otherwise, before anything is changed)."""
     from cinn.errors import CinnError
 
-    for flag in ("crop", "batch_size", "steps", "epochs", "lr"):
-        value = getattr(args, flag, None)
-        if value is not None and not value > 0:
+    given = [(flag, section, key, getattr(args, flag, None))
+             for flag, section, key in POSITIVE_OVERRIDES]
+    given = [g for g in given if g[3] is not None]
+    for flag, _, _, value in given:
+        if not value > 0:
             raise CinnError(f"--{flag.replace('_', '-')} must be positive, got {value}")
-    data, train = cfg["data"], cfg["train"]
-    for key, value in (("batch_size", args.batch_size), ("steps_per_epoch", args.steps),
-                       ("crop", getattr(args, "crop", None))):
-        if value is not None:
-            data[key] = value
-    for key, value in (("epochs", args.epochs), ("learning_rate", args.lr)):
-        if value is not None:
-            train[key] = value
+    for _, section, key, value in given:
+        cfg[section][key] = value
     if getattr(args, "scale", None) is not None:
         cfg["model"]["scale"] = args.scale
     if getattr(args, "backprop", None) is not None:
-        train["backprop"] = args.backprop
+        cfg["train"]["backprop"] = args.backprop
     if args.seed is not None:
         cfg["seed"] = args.seed
     return cfg
