@@ -291,7 +291,7 @@ def test_cli_plain_flow_is_not_an_app_model(tmp_path, capsys):
 
 
 # -- app-level serving signatures ----------------------------------------------------
-def _tiny_app_model(app):
+def _tiny_app_model(app, base="bicubic"):
     if app == "colorization":
         from apps.colorization.model import build_model
 
@@ -306,7 +306,8 @@ def _tiny_app_model(app):
         from apps.superres.model import build_model
 
         cfg = {"scale": 4, "levels": 2, "hidden": 8, "subnet_depth": 1, "blocks": 1,
-               "cond_channels": 4, "cond_hidden": 8, "cond_blocks": 1, "cond_growth": 4}
+               "cond_channels": 4, "cond_hidden": 8, "cond_blocks": 1, "cond_growth": 4,
+               "base": base}
     from helpers import randomize
 
     model = build_model(cfg)
@@ -353,11 +354,12 @@ def _app_case(app, model, sig):
 
 
 @on_tf
-@pytest.mark.parametrize("app,signature", [("colorization", "colorize"),
-                                           ("superres", "upscale"),
-                                           ("inpainting", "inpaint")])
-def test_app_export_matches_the_command_line(tmp_path, capsys, app, signature):
-    model = _tiny_app_model(app)
+@pytest.mark.parametrize("app,signature,base", [("colorization", "colorize", None),
+                                                ("superres", "upscale", "bicubic"),
+                                                ("superres", "upscale", "consistent"),
+                                                ("inpainting", "inpaint", None)])
+def test_app_export_matches_the_command_line(tmp_path, capsys, app, signature, base):
+    model = _tiny_app_model(app, base)
     model.save(tmp_path / "model.keras")
     code, err = _cli(["export", app, "--weights", str(tmp_path / "model.keras"),
                       "--out", str(tmp_path / "saved")], capsys)

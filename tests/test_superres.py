@@ -65,17 +65,46 @@ def test_bicubic_known_properties():
 
 
 # -- the LR-consistent parametrisation -----------------------------------------
+@pytest.mark.parametrize("base", consistent.BASES)
 @pytest.mark.parametrize("scale", [4, 8])
-def test_details_round_trip_and_exact_consistency(scale):
+def test_details_round_trip_and_exact_consistency(scale, base):
     rng = np.random.default_rng(0)
     hr = rng.random((2, scale * 3, scale * 5, 3))
     lr = downscale(hr, scale)
-    d = consistent.to_details(hr, lr, scale)
+    d = consistent.to_details(hr, lr, scale, base)
     assert d.shape == (2, 3, 5, consistent.detail_channels(scale))
-    np.testing.assert_allclose(consistent.from_details(d, lr, scale), hr, atol=1e-6)
+    np.testing.assert_allclose(consistent.from_details(d, lr, scale, base=base), hr,
+                               atol=1e-6)
     # any details give an HR image whose bicubic downscale is the LR image
-    other = consistent.from_details(rng.normal(0, 1, d.shape), lr + 0.1, scale)
+    other = consistent.from_details(rng.normal(0, 1, d.shape), lr + 0.1, scale, base=base)
     np.testing.assert_allclose(downscale(other, scale), lr + 0.1, atol=1e-9)
+
+
+def _block_edge_ratio(img, s):
+    """Mean |horizontal step| across s x s block edges over that inside blocks."""
+    step = np.abs(np.diff(img, axis=1))
+    at_edge = (np.arange(step.shape[1]) % s) == s - 1
+    return step[:, at_edge].mean() / step[:, ~at_edge].mean()
+
+
+def test_consistent_base_zero_details_are_smooth():
+    """Zero details: the bicubic base leaves a coarse part constant per 8x8 block
+    (steps at the block edges); the consistent base gives U(P lr) itself, smooth."""
+    s = 8
+    lr = np.random.default_rng(0).random((12, 12, 3)) - 0.5   # texture: D(U(lr)) != lr
+    zero = np.zeros(lr.shape[:2] + (consistent.detail_channels(s),))
+    blocky = consistent.from_details(zero, lr, s, base="bicubic")
+    smooth = consistent.from_details(zero, lr, s, base="consistent")
+    np.testing.assert_allclose(smooth, upscale(consistent.base_lr(lr, s, "consistent"), s),
+                               atol=1e-9)
+    np.testing.assert_allclose(downscale(smooth, s), lr, atol=1e-9)
+    assert _block_edge_ratio(blocky, s) > 5.0        # 9.1 here
+    assert _block_edge_ratio(smooth, s) < 2.0        # 1.55; bicubic upscale itself 1.47
+
+
+def test_unknown_base_is_refused():
+    with pytest.raises(ValueError, match="base must be one of"):
+        consistent.to_details(np.zeros((8, 8, 3)), np.zeros((2, 2, 3)), 4, "haar")
 
 
 # -- upscaling with a (tiny) model ---------------------------------------------

@@ -1,7 +1,7 @@
 """The colorization cINN: models ab given L (Ardizzone et al. 2019 style).
 
 Haar downsampling levels with conditional affine couplings; a conditioning
-network (``cinn.conditioning.ConditionNet``, trained jointly with the flow)
+network (``apps.common.condnet``: pyramid or U-Net, trained jointly with the flow)
 turns L into one feature map per level at that level's resolution.
 ``use_condition=False`` gives the same flow fed an all-zero condition: the
 unconditional baseline of the evaluation.
@@ -12,7 +12,8 @@ from keras import ops
 from apps.colorization.color import AB_SCALE
 from cinn import ConditionalINN
 from apps.colorization.regressor import ColorizationRegressor  # registered with the model
-from cinn.conditioning import ConditionNet, UNetConditionNet, space_to_depth  # noqa: F401
+from apps.common.condnet import build_cond_net
+from cinn.conditioning import space_to_depth
 
 #: architecture defaults (``configs/colorization.yaml``'s ``model`` section overrides)
 DEFAULTS = {
@@ -80,17 +81,7 @@ def build_model(cfg=None):
                "split": cfg["split"] if i < n - 1 else None} for i in range(n)]
     squeeze = bool(cfg["cond_squeeze"])
     scales = [-(i + 1) + int(squeeze) for i in range(n)]
-    if cfg["cond_net"] == "unet":
-        cond_net = UNetConditionNet(scales, channels=int(cfg["cond_channels"]),
-                                    widths=[int(w) for w in cfg["cond_widths"]],
-                                    blocks=int(cfg["cond_blocks"]),
-                                    global_context=bool(cfg["cond_context"]), name="cond_net")
-    elif cfg["cond_net"] == "pyramid":
-        cond_net = ConditionNet(scales=scales, channels=int(cfg["cond_channels"]),
-                                hidden=int(cfg["cond_hidden"]),
-                                trunk_blocks=int(cfg["cond_blocks"]), name="cond_net")
-    else:
-        raise ValueError(f"model.cond_net must be 'pyramid' or 'unet', got {cfg['cond_net']!r}")
+    cond_net = build_cond_net(cfg, scales)
     if cfg["type"] == "regressor":
         if not squeeze:
             raise ValueError("the colorization regressor needs cond_squeeze: true")

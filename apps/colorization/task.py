@@ -4,7 +4,7 @@ from apps.colorization.model import build_model  # noqa: F401
 
 
 
-def render_samples(c, samples):
+def render_samples(c, samples, model=None):
     """The per-epoch picture of ``cinn train`` (TensorBoard, ``samples/epoch-NNN.png``):
     per validation input a row grey input | its colourings | their uncertainty map.
     ``c``: (B, H, W, 1) scaled L, ``samples``: (B, n, H, W, 2) scaled ab."""

@@ -2,6 +2,7 @@
 import importlib
 import json
 import time
+from functools import partial
 from pathlib import Path
 
 from apps.common.config import load_config
@@ -44,6 +45,13 @@ def build(task, cfg):
     model = task.build_model(cfg["model"])
     model.backprop = backprop
     return model
+
+
+def task_render(task, model):
+    """The task's per-epoch picture, ``render_samples(c, samples, model=None)``, bound to
+    the model whose samples it shows (None where the task has none)."""
+    render = getattr(task, "render_samples", None)
+    return None if render is None else partial(render, model=model)
 
 
 def run(args):
@@ -91,7 +99,7 @@ def run(args):
                         lr_schedule=tcfg.get("lr_schedule", "constant"),
                         checkpoint_every=tcfg.get("checkpoint_every"), verbose=args.verbose,
                         tensorboard=bool(tcfg.get("tensorboard", True)),
-                        render=getattr(task, "render_samples", None), seed=seed,
+                        render=task_render(task, model), seed=seed,
                         jit_compile=tcfg.get("jit_compile", "auto"),
                         init=getattr(args, "init", None),
                         initial_step=getattr(args, "init_step", None) or 0)

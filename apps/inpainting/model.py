@@ -20,7 +20,7 @@ import keras
 import numpy as np
 
 import cinn
-from cinn.conditioning import ConditionNet
+from apps.common.condnet import build_cond_net
 
 APP = "inpainting"
 
@@ -31,7 +31,10 @@ DEFAULTS = {
     "hidden": 32,           # width of the coupling subnets
     "cond_channels": 32,    # condition features per level
     "cond_hidden": 32,      # width of the conditioning network
-    "cond_blocks": 1,       # residual blocks in the conditioning trunk
+    "cond_blocks": 1,       # residual blocks in the conditioning trunk (unet: per depth)
+    "cond_net": "pyramid",  # "pyramid" or "unet" (apps.common.condnet: sees the whole crop)
+    "cond_widths": [32, 48, 64, 96],  # unet: width at full resolution, H/2, H/4, H/8
+    "cond_context": True,   # unet: the bottleneck's global mean added everywhere
     "split": "prior",       # factor half the channels out after each level but the last
     "clamp": 2.0,
     "seed": 0,
@@ -56,9 +59,7 @@ def build_model(cfg=None):
     subnet = {"type": "conv", "hidden": int(cfg["hidden"]), "depth": 2}
     levels = [{"downsample": "haar", "blocks": int(cfg["blocks"]), "subnet": subnet,
                "split": cfg["split"] if i < n - 1 else None} for i in range(n)]
-    cond_net = ConditionNet(scales=[-(i + 1) for i in range(n)],
-                            channels=int(cfg["cond_channels"]), hidden=int(cfg["cond_hidden"]),
-                            trunk_blocks=int(cfg["cond_blocks"]), name="cond_net")
+    cond_net = build_cond_net(cfg, [-(i + 1) for i in range(n)])
     return InpaintingINN(x_shape=(None, None, 3), cond_shape=(None, None, 4), levels=levels,
                          cond_net=cond_net, clamp=float(cfg["clamp"]), bin_width=1 / 255,
                          seed=int(cfg["seed"]), name="inpainting_inn")

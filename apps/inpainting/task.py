@@ -29,7 +29,7 @@ def make_datasets(data_dir, cfg, seed=0):
     return train, FixedDataset(x, c, batch)
 
 
-def render_samples(c, samples):
+def render_samples(c, samples, model=None):
     """The per-epoch picture of ``cinn train`` (TensorBoard, ``samples/epoch-NNN.png``):
     per validation input a row masked input (hole in white) | its completions | their
     uncertainty map. ``c``: (B, H, W, 4) pre-filled image and mask, ``samples``:

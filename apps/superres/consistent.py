@@ -15,6 +15,12 @@ is, per axis, the small well-conditioned matrix ``A = D N`` (condition number
 about 1.6 for 4x and 8x), so ``l = Av^-1 (lr - D(U(lr)) - D(r_d)) Ah^-T`` and
 every sample downscales to ``lr`` exactly (up to float rounding; the uint8
 rounding and clipping of the output are the only loss).
+
+The base image is ``U(lr)`` (``base="bicubic"``) or ``U(P lr)`` with ``P = (D U)^-1``
+per axis (``base="consistent"``; ``D U`` has condition number about 2): the smooth
+image that already downscales to ``lr``, so zero details give a smooth, consistent
+image. With the bicubic base the coarse part of zero details is constant per s x s
+block, a visible block grid at 8x that the flow has to learn to cancel.
 """
 from functools import lru_cache
 
@@ -78,27 +84,48 @@ def _axis_ops(n_lr, s):
     down = resize_matrix(n_lr * s, n_lr)
     nmat = np.kron(np.eye(n_lr), np.ones((s, 1))) / np.sqrt(s)
     a_inv = np.linalg.inv(down @ nmat)
-    return up, down, a_inv
+    p = np.linalg.inv(down @ up)
+    return up, down, a_inv, p
+
+
+BASES = ("bicubic", "consistent")
+
+
+def check_base(base):
+    if base not in BASES:
+        raise ValueError(f"base must be one of {BASES}, got {base!r}")
+    return base
+
+
+def base_lr(lr, scale, base="bicubic"):
+    """The LR image whose bicubic upscale is the base image: ``lr`` itself, or
+    ``P lr`` (``base="consistent"``: ``D(U(P lr)) == lr``)."""
+    lr = np.asarray(lr, np.float64)
+    if check_base(base) == "bicubic":
+        return lr
+    pv = _axis_ops(lr.shape[-3], int(scale))[3]
+    ph = _axis_ops(lr.shape[-2], int(scale))[3]
+    return _apply(pv, lr, ph)
 
 
 def _apply(mv, img, mh):
     return np.einsum("ih,...hwc,jw->...ijc", mv, img, mh, optimize=True)
 
 
-def to_details(hr, lr, scale):
+def to_details(hr, lr, scale, base="bicubic"):
     """HR (..., s*h, s*w, C) and its LR (..., h, w, C), float -> details
-    (..., h, w, C*(s*s-1)) float32."""
+    (..., h, w, C*(s*s-1)) float32 of the residual over the ``base`` image."""
     s = int(scale)
     h, w = lr.shape[-3], lr.shape[-2]
-    uv, _, _ = _axis_ops(h, s)
-    uh, _, _ = _axis_ops(w, s)
-    r = np.asarray(hr, np.float64) - _apply(uv, np.asarray(lr, np.float64), uh)
+    uv = _axis_ops(h, s)[0]
+    uh = _axis_ops(w, s)[0]
+    r = np.asarray(hr, np.float64) - _apply(uv, base_lr(lr, s, base), uh)
     coef = np.einsum("pq,...qc->...pc", block_basis(s), _to_blocks(r, s))
     d = coef[..., 1:, :]
     return d.reshape(*d.shape[:-2], -1).astype(np.float32)
 
 
-def from_details(details, lr, scale, rows=128):
+def from_details(details, lr, scale, rows=128, base="bicubic"):
     """Details (..., h, w, C*(s*s-1)) and LR (..., h, w, C) -> HR (..., s*h, s*w, C)
     float64 whose bicubic downscale equals ``lr``.
 
@@ -111,8 +138,9 @@ def from_details(details, lr, scale, rows=128):
     d = np.asarray(details)
     d = d.reshape(*d.shape[:-1], s * s - 1, c)
     lead = np.broadcast_shapes(lr.shape[:-3], d.shape[:-4])
-    uv, dv, av = _axis_ops(h, s)
-    uh, dh, ah = _axis_ops(w, s)
+    uv, dv, av, _ = _axis_ops(h, s)
+    uh, dh, ah, _ = _axis_ops(w, s)
+    lr_b = base_lr(lr, s, base)
     q = block_basis(s)[1:].reshape(s * s - 1, s, s)
     x = np.empty(lead + (h, s, w, s, c))
     blocks = np.moveaxis(x, -4, -3)                           # (..., h, w, s, s, C) view
@@ -122,7 +150,7 @@ def from_details(details, lr, scale, rows=128):
         # r_d: the detail coefficients in the block basis
         blocks[..., i:j, :, :, :, :] = np.einsum("qab,...hwqc->...hwabc", q,
                                                  d[..., i:j, :, :, :])
-        hr[..., i * s:j * s, :, :] += _apply(uv[i * s:j * s], lr, uh)   # + U(lr)
+        hr[..., i * s:j * s, :, :] += _apply(uv[i * s:j * s], lr_b, uh)  # + base
     rhs = np.broadcast_to(lr, lead + lr.shape[-3:]).copy()
     for i in range(0, h * s, rows * s):                       # - D(x), by HR row blocks
         rhs -= _apply(dv[:, i:i + rows * s], hr[..., i:i + rows * s, :, :], dh)

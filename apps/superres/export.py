@@ -57,11 +57,12 @@ def resize_matrix(in_len, out_len, scale):
 
 
 def _axis_ops(n, s):
-    """``consistent._axis_ops``: upscale U (s*n, n), downscale D (n, s*n), inv(D N)."""
+    """``consistent._axis_ops``: upscale U (s*n, n), downscale D (n, s*n), inv(D N),
+    inv(D U)."""
     up = resize_matrix(n, n * s, float(s))
     down = resize_matrix(n * s, n, 1.0 / s)
     dn = tf.reduce_sum(tf.reshape(down, [n, n, s]), axis=2) / math.sqrt(s)
-    return up, down, tf.linalg.inv(dn)
+    return up, down, tf.linalg.inv(dn), tf.linalg.inv(tf.matmul(down, up))
 
 
 def _apply(mv, img, mh):
@@ -77,18 +78,19 @@ def _from_blocks(b, s):
     return tf.reshape(b, [bsz, n, h * s, w * s, c])
 
 
-def from_details(details, lr, s):
+def from_details(details, lr, s, base="bicubic"):
     """``consistent.from_details`` for details [B, N, h, w, 3*(s*s-1)] and LR
     [B, 1, h, w, 3] (float64): HR [B, N, s*h, s*w, 3] whose downscale is ``lr``."""
     shape = tf.shape(details)
     c = 3
     h, w = shape[2], shape[3]
     d = tf.reshape(details, tf.concat([shape[:4], [s * s - 1, c]], 0))
-    uv, dv, av = _axis_ops(h, s)
-    uh, dh, ah = _axis_ops(w, s)
+    uv, dv, av, pv = _axis_ops(h, s)
+    uh, dh, ah, ph = _axis_ops(w, s)
     q = tf.constant(np.asarray(block_basis(s)), F64)
     r_d = _from_blocks(tf.einsum("qp,...qc->...pc", q[1:], d), s)
-    base = _apply(uv, lr, uh)
+    lr_b = lr if base == "bicubic" else _apply(pv, lr, ph)      # consistent.base_lr
+    base = _apply(uv, lr_b, uh)
     rhs = lr - _apply(dv, base + r_d, dh)
     coarse = _apply(av, rhs, ah)
     r_l = _from_blocks(tf.repeat(coarse[..., None, :], s * s, axis=-2) / s, s)
@@ -117,7 +119,7 @@ def serving_functions(model, raw):
         det, _ = sample_with_seed(model, raw["sample"], pad_to_multiple(lr, multiple),
                                   num_samples, temperature, seed)
         det = tf.cast(det[:, :, :h, :w], F64)
-        hr = from_details(det, tf.cast(lr[:, None], F64), s)
+        hr = from_details(det, tf.cast(lr[:, None], F64), s, model.base)
         hr = tf.round((hr + 0.5) * 255.0)                                   # to_uint8
         return {"upscaled": tf.cast(tf.clip_by_value(hr, 0.0, 255.0), tf.uint8)}
 

@@ -69,7 +69,7 @@ def iter_upscale_float(model, rgb_uint8, n=4, temperature=DEFAULT_TEMPERATURE, s
                                    strips=decode_strips(model, c)):
         det = np.asarray(ops.convert_to_numpy(det))[:, :h, :w]
         for one in det:
-            x = from_details(one[None], lr_unit, model.scale)[0]
+            x = from_details(one[None], lr_unit, model.scale, base=model.base)[0]
             x += 0.5
             x *= 255.0
             yield x

@@ -18,7 +18,7 @@ from keras import ops
 
 from cinn import ConditionalINN
 from cinn.conditioning import PyramidConditionNet
-from apps.superres.consistent import detail_channels
+from apps.superres.consistent import check_base, detail_channels
 
 register = keras.saving.register_keras_serializable(package="cinn_apps")
 
@@ -100,8 +100,9 @@ class SuperResINN(ConditionalINN):
 
     app = "superres"
 
-    def __init__(self, scale=4, **kwargs):
+    def __init__(self, scale=4, base="bicubic", **kwargs):
         self.scale = int(scale)
+        self.base = check_base(base)  # the base image of the details (consistent.base_lr)
         super().__init__(**kwargs)
 
     @property
@@ -110,7 +111,7 @@ class SuperResINN(ConditionalINN):
         return self.scale
 
     def get_config(self):
-        return {**super().get_config(), "scale": self.scale}
+        return {**super().get_config(), "scale": self.scale, "base": self.base}
 
 
 def build_model(cfg):
@@ -132,7 +133,7 @@ def build_model(cfg):
                         hidden=int(cfg.get("cond_hidden", 32)),
                         blocks=int(cfg.get("cond_blocks", 2)),
                         growth=int(cfg.get("cond_growth", 16)), name="lr_encoder")
-    return SuperResINN(scale=scale, x_shape=(None, None, detail_channels(scale)),
+    return SuperResINN(scale=scale, base=cfg.get("base", "bicubic"), x_shape=(None, None, detail_channels(scale)),
                        cond_shape=(None, None, 3), levels=levels, cond_net=encoder,
                        upscale=1, clamp=float(cfg.get("clamp", 2.0)), bin_width=1 / 255,
                        seed=int(cfg.get("seed", 0)), name=f"superres_x{scale}")
