@@ -86,3 +86,17 @@ def results_of(row):
 
     cells = [v.strip() for v in row.split("|")[2:-1]]
     return {k: (int(v) if k == "images" else float(v)) for (k, _, _), v in zip(COLUMNS, cells)}
+
+
+def test_block_edge_ratio_known_images():
+    """A linear ramp has equal steps everywhere (ratio 1); adding a pattern constant over
+    each 8x8 block puts steps on the block edges only (ratio well above 1)."""
+    from apps.superres.evaluate import block_edge_ratio
+
+    yy, xx = np.mgrid[0:64, 0:64].astype(np.float64)
+    ramp = np.repeat((xx + yy)[..., None], 3, axis=-1)
+    assert abs(block_edge_ratio(ramp, 8) - 1.0) < 1e-12
+    blocks = np.random.default_rng(0).random((8, 8)).repeat(8, 0).repeat(8, 1) * 40
+    assert block_edge_ratio(ramp + blocks[..., None], 8) > 5
+    assert block_edge_ratio(ramp + blocks[..., None], 4) < block_edge_ratio(
+        ramp + blocks[..., None], 8)     # at 4 half of the tested edges are inside blocks
