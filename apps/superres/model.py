@@ -133,7 +133,8 @@ def build_model(cfg):
                         hidden=int(cfg.get("cond_hidden", 32)),
                         blocks=int(cfg.get("cond_blocks", 2)),
                         growth=int(cfg.get("cond_growth", 16)), name="lr_encoder")
-    return SuperResINN(scale=scale, base=cfg.get("base", "bicubic"), x_shape=(None, None, detail_channels(scale)),
+    return SuperResINN(scale=scale, base=cfg.get("base", "bicubic"),
+                       x_shape=(None, None, detail_channels(scale)),
                        cond_shape=(None, None, 3), levels=levels, cond_net=encoder,
                        upscale=1, clamp=float(cfg.get("clamp", 2.0)), bin_width=1 / 255,
                        seed=int(cfg.get("seed", 0)), name=f"superres_x{scale}")
