@@ -352,11 +352,16 @@ class Page:
     """The demo page in the browser, by the elem_ids of ``apps/demo/ui.py``."""
 
     def __init__(self, driver, shots):
+        from selenium.common.exceptions import StaleElementReferenceException
         from selenium.webdriver.common.by import By
         from selenium.webdriver.support.ui import WebDriverWait
 
         self.d, self.By, self.shots = driver, By, shots
-        self._wait = lambda cond, t: WebDriverWait(driver, t, 0.2).until(cond)
+        self.Stale = StaleElementReferenceException
+        # Gradio re-renders often: an element found a moment ago may be gone when it
+        # is read. A condition that met such an element is asked again.
+        self._wait = lambda cond, t: WebDriverWait(
+            driver, t, 0.2, ignored_exceptions=(StaleElementReferenceException,)).until(cond)
 
     def wait(self, cond, timeout=180):
         from selenium.common.exceptions import TimeoutException
@@ -372,6 +377,12 @@ class Page:
 
     def all(self, css):
         return self.d.find_elements(self.By.CSS_SELECTOR, css)
+
+    def texts(self, css):
+        """The text of every element that matches, read in one step in the page (no
+        element can go stale between finding it and reading it)."""
+        return self.d.execute_script(
+            "return Array.from(document.querySelectorAll(arguments[0]), e => e.innerText)", css)
 
     def tab(self, label):
         [b for b in self.all("button[role=tab]") if b.text == label][0].click()
@@ -410,7 +421,7 @@ class Page:
         return False
 
     def captions(self, prefix):
-        return [e.text for e in self.all(f"#{prefix}-gallery .caption-label")]
+        return self.texts(f"#{prefix}-gallery .caption-label")
 
     def result(self, prefix, n, seed, before=""):
         """Wait for N samples of this run (its seed in the info line) and the map."""
@@ -429,11 +440,14 @@ class Page:
         return self.find(f"#{prefix}-info").text
 
     def toasts(self):
-        return [t.text for t in self.all("[data-testid='toast-body']")]
+        return self.texts("[data-testid='toast-body']")
 
     def close_toasts(self):
         for button in self.all("[data-testid='toast-close']"):
-            button.click()
+            try:
+                button.click()
+            except self.Stale:                          # it closed by itself meanwhile
+                pass
         self.wait(lambda _: not self.toasts(), 15)
 
     def error(self, expected):
