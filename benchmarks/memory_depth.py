@@ -24,7 +24,10 @@ the process (framework, compilation and all).
 
 Step time, one child per (patch, depth) with ``--timing-steps``: both modes in one
 process, their steps alternating, so that the load of a shared machine falls on
-both alike; the medians and their ratio.
+both alike; the medians and their ratio. These children run with the C library's
+default allocator (the memory children's ``MALLOC_MMAP_THRESHOLD_`` maps and unmaps
+every large buffer: measured, it made the steps 1.5x (standard) and 1.9x (inverse)
+slower at 8 steps per level).
 
 ``--srflow``: ``configs/superres_srflow.yaml`` (SRFlow's size: 160-pixel HR
 patches, K = 16, 3 levels, batch 16), each mode in a child as above.
@@ -281,8 +284,9 @@ def timing_child(spec):
 
 def run_child(spec, timeout):
     path = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p)
-    env = dict(os.environ, MALLOC_MMAP_THRESHOLD_="65536", TF_CPP_MIN_LOG_LEVEL="3",
-               PYTHONPATH=path)
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=path)
+    if not spec.get("timing"):  # memory: freed buffers leave the RSS (slower steps)
+        env["MALLOC_MMAP_THRESHOLD_"] = "65536"
     cmd = [sys.executable, "-m", "benchmarks.memory_depth", "--child", json.dumps(spec)]
     try:
         proc = subprocess.run(cmd, env=env, cwd=ROOT, capture_output=True, text=True,

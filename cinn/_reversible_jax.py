@@ -15,8 +15,9 @@ gradients to the end; each keeps every block's activations alive at once (an
 ``optimization_barrier`` does not prevent it: XLA's CPU pipeline drops it before
 scheduling, and a ``lax.cond`` per block does, but XLA:CPU runs convolution
 gradients inside a conditional some 40x slower). So each block's recomputation
-takes an exact zero computed from the complete gradient of the block after it
-(input, condition, weights): a data dependence XLA cannot remove.
+takes an exact zero computed from the input gradient of the block after it and
+the weight and condition gradients of the block after that one: a data
+dependence XLA cannot remove, with one block of slack for the weight gradients.
 """
 import jax
 import jax.numpy as jnp
