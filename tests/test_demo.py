@@ -384,8 +384,14 @@ class Page:
         return self.d.execute_script(
             "return Array.from(document.querySelectorAll(arguments[0]), e => e.innerText)", css)
 
+    def text(self, css):
+        return "\n".join(self.texts(css))
+
     def tab(self, label):
-        [b for b in self.all("button[role=tab]") if b.text == label][0].click()
+        def click(_):
+            [b for b in self.all("button[role=tab]") if b.text == label][0].click()
+            return True
+        self.wait(click, 30)                            # asked again if an element went stale
 
     def upload(self, prefix, path):
         self.find(f"#{prefix}-input input[type=file]").send_keys(str(path))
@@ -400,7 +406,7 @@ class Page:
     def run(self, prefix, n, seed):
         self.set_number(f"#{prefix}-n input[type=number]", n)
         self.set_number(f"#{prefix}-seed input", seed)
-        before = self.find(f"#{prefix}-info").text
+        before = self.text(f"#{prefix}-info")
         self.last, self.retries, self.clicked = prefix, 0, time.time()
         self.find(f"#{prefix}-run").click()
         return before
@@ -428,7 +434,7 @@ class Page:
         want = [f"sample {k + 1}" for k in range(n)]
 
         def done(_):
-            info = self.find(f"#{prefix}-info").text
+            info = self.text(f"#{prefix}-info")
             if self.upload_pending():
                 return False
             if self.toasts():
@@ -437,7 +443,7 @@ class Page:
                     and [c for c in self.captions(prefix) if c.startswith("sample")] == want
                     and self.all(f"#{prefix}-std img"))
         self.wait(done)
-        return self.find(f"#{prefix}-info").text
+        return self.text(f"#{prefix}-info")
 
     def toasts(self):
         return self.texts("[data-testid='toast-body']")
@@ -515,7 +521,7 @@ def drive_every_tab(page, url, tmp_path):
     info = page.result("col", 3, 0, before)
     assert "astronaut: 128x128, 3 colourings" in info
     assert page.captions("col")[0] == "grey input" and page.captions("col")[-1] == "original"
-    downloads = page.find("#col-files").text.replace("\n", "")
+    downloads = page.text("#col-files").replace("\n", "")
     assert "astronaut_grid.png" in downloads and "astronaut_std.png" in downloads, downloads
     page.screenshot("colorization")
     # a corrupt file: a message in the page; then a valid request still succeeds
