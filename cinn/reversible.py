@@ -98,13 +98,12 @@ class Segment:
         condition gradients (``exact_zero``: added to the block's output and
         weights, so that nothing of its step, not even a relayout of its weights,
         can be computed earlier and kept). The one block of lag lets a block's
-        weight gradients overlap the next block's recomputation (measured: a
-        shorter step) while at most two blocks' activations are alive at once,
-        whatever the depth.
+        weight gradients run beside the next block's recomputation, while at most
+        two blocks' activations are alive at once, whatever the depth.
         """
         gc = None if c is None else ops.zeros(ops.shape(c), "float32")
         g_trainable = [None] * len(self.layers)
-        newer, older = [], [g_log_det]  # the weight gradients of blocks i + 1 and i + 2
+        newer, older = [], [g_log_det]  # weight and gc gradients of blocks i + 1, i + 2
         for i in reversed(range(len(self.layers))):
             step = _FUSED.get(type(self.layers[i]), _generic_step)
             zero = exact_zero([gy] + older)  # gx of block i + 1, weights of i + 2

@@ -55,19 +55,26 @@ def prepare(model, noise=0.01):
     return model
 
 
+def jax_loss(model, x, c):
+    """JAX: mean bits/dim as a pure function of the trainable weights' values, and
+    those values."""
+    trainable, other = model.trainable_variables, model.non_trainable_variables
+
+    def loss(values):
+        mapping = list(zip(trainable, values)) + [(v, v.value) for v in other]
+        with keras.StatelessScope(state_mapping=mapping):
+            return ops.mean(model.bits_per_dim(*model.encode(x, c)))
+
+    return loss, [v.value for v in trainable]
+
+
 def loss_and_gradients(model, x, c):
     """Mean bits/dim and its gradient for every trainable weight."""
     if BACKEND == "jax":
         import jax
 
-        trainable, other = model.trainable_variables, model.non_trainable_variables
-
-        def loss(values):
-            mapping = list(zip(trainable, values)) + [(v, v.value) for v in other]
-            with keras.StatelessScope(state_mapping=mapping):
-                return ops.mean(model.bits_per_dim(*model.encode(x, c)))
-
-        value, grads = jax.jit(jax.value_and_grad(loss))([v.value for v in trainable])
+        loss, values = jax_loss(model, x, c)
+        value, grads = jax.jit(jax.value_and_grad(loss))(values)
     else:
         import tensorflow as tf
 
@@ -126,14 +133,8 @@ def test_activation_memory_does_not_grow_with_depth():
             model = ConditionalINN((None, None, 2), (None, None, 1), levels, seed=0,
                                    backprop=mode,
                                    cond_net=ConditionNet([-1, -2], channels=8, hidden=16))
-            trainable, other = model.trainable_variables, model.non_trainable_variables
-
-            def loss(values, model=model, trainable=trainable, other=other):
-                mapping = list(zip(trainable, values)) + [(v, v.value) for v in other]
-                with keras.StatelessScope(state_mapping=mapping):
-                    return ops.mean(model.bits_per_dim(*model.encode(x, c)))
-
-            compiled = jax.jit(jax.grad(loss)).lower([v.value for v in trainable]).compile()
+            loss, values = jax_loss(model, x, c)
+            compiled = jax.jit(jax.grad(loss)).lower(values).compile()
             temps[mode, depth] = compiled.memory_analysis().temp_size_in_bytes
     assert temps["standard", 8] > 2 * temps["standard", 2], temps
     # (the condition gradients summed at the end instead: +5% at 8 steps)

@@ -132,10 +132,11 @@ def evaluate_folder(model, folder, n=8, temperature=0.9, seed=0, limit=None, siz
         bic = infer.bicubic(lr, s)
         single = [y_metrics(x, hr, s) for x in samples]
         mean = infer.to_uint8(samples.astype(np.float64).mean(axis=0))
+        psnr_bicubic, ssim_bicubic = y_metrics(bic, hr, s)
         row = {
             "psnr": np.mean([p for p, _ in single]), "ssim": np.mean([q for _, q in single]),
             "psnr_mean": y_metrics(mean, hr, s)[0],
-            "psnr_bicubic": y_metrics(bic, hr, s)[0], "ssim_bicubic": y_metrics(bic, hr, s)[1],
+            "psnr_bicubic": psnr_bicubic, "ssim_bicubic": ssim_bicubic,
             "lr_psnr": np.mean([psnr(downscale(x.astype(np.float64), s), lr) for x in samples]),
             "diversity": float(samples.astype(np.float64).std(axis=0).mean()) if n > 1 else 0.0,
             "block_edges": np.mean([block_edge_ratio(x, s) for x in samples]),
