@@ -108,10 +108,15 @@ class ConditionalINN(keras.Model):
             the flow keeps no activations for the backward pass and recomputes
             them with the inverse (memory independent of depth; see
             ``cinn.reversible``).
+        mean_net: optional Keras layer mapping the per-level condition features to
+            a tensor shaped like x, a predicted mean: the flow then models the
+            residual ``x - mean_net(features)`` (a shift, log-det 0), and samples
+            are that mean plus decoded latents. Needs a condition.
     """
 
     def __init__(self, x_shape, cond_shape=None, levels=({},), cond_net=None, upscale=1,
-                 clamp=2.0, bin_width=None, seed=None, backprop="standard", **kwargs):
+                 clamp=2.0, bin_width=None, seed=None, backprop="standard", mean_net=None,
+                 **kwargs):
         super().__init__(**kwargs)
         self.x_shape = tuple(x_shape)
         self.cond_shape = None if cond_shape is None else tuple(cond_shape)
@@ -123,6 +128,9 @@ class ConditionalINN(keras.Model):
         self.backprop = check_backprop(backprop)
         self.image = len(self.x_shape) == 3
         self.cond_net = cond_net
+        if mean_net is not None and self.cond_shape is None:
+            raise ValueError("mean_net needs a condition (cond_shape)")
+        self.mean_net = mean_net
         if not self.image and any(lv["downsample"] for lv in self.levels):
             raise ValueError("downsampling levels need image data, x_shape (H, W, C)")
         self.num_down = sum(1 for lv in self.levels if lv["downsample"])
@@ -256,7 +264,7 @@ class ConditionalINN(keras.Model):
         c = self._as_tensors(c)
         self._check(x, c)
         feats = self.condition_features(c)
-        h = x
+        h = x if self.mean_net is None else x - self.mean_net(feats)
         log_det = ops.zeros((ops.shape(x)[0],), dtype=x.dtype)
         zs = []
         for layers, split, f in zip(self.flow_layers, self.split_layers, feats):
@@ -343,6 +351,8 @@ class ConditionalINN(keras.Model):
             for layer in reversed(layers):
                 h, ld = layer.inverse_and_log_det(h, f)
                 log_det = log_det + ld
+        if self.mean_net is not None:
+            h = h + self.mean_net(feats)
         return h, log_det
 
     def call(self, inputs, training=False):
@@ -527,6 +537,8 @@ class ConditionalINN(keras.Model):
             "bin_width": self.bin_width,
             "seed": self.seed,
             "backprop": self.backprop,
+            "mean_net": None if self.mean_net is None else
+            keras.saving.serialize_keras_object(self.mean_net),
         }
 
     @classmethod
@@ -534,4 +546,6 @@ class ConditionalINN(keras.Model):
         config = dict(config)
         if config.get("cond_net") is not None:
             config["cond_net"] = keras.saving.deserialize_keras_object(config["cond_net"])
+        if config.get("mean_net") is not None:
+            config["mean_net"] = keras.saving.deserialize_keras_object(config["mean_net"])
         return cls(**config)

@@ -22,7 +22,8 @@ def receptive_radius(model):
     """An upper bound, in rows of x, on how far the inverse of ``model``'s flow
     reaches: per block, the sum of the radii of its convolution kernels (every
     rank-4 variable, ``(k - 1) // 2``; as if they were all in one chain), times
-    the downsampling of its level."""
+    the downsampling of its level; with a ``mean_net``, at least its own
+    ``receptive_radius()``."""
     factor, radius = 1, 0
     for lv, layers, split in zip(model.levels, model.flow_layers, model.split_layers):
         if lv["downsample"]:
@@ -33,6 +34,12 @@ def receptive_radius(model):
             for v in layer.variables:
                 if len(v.shape) == 4:
                     radius += (max(int(v.shape[0]), int(v.shape[1])) - 1) // 2 * factor
+    mean_net = getattr(model, "mean_net", None)
+    if mean_net is not None:  # added after the flow: a branch beside it, not in the chain
+        if not hasattr(mean_net, "receptive_radius"):
+            raise ValueError(f"{type(mean_net).__name__} (the model's mean_net) has no "
+                             "receptive_radius(): its reach is unknown")
+        radius = max(radius, int(mean_net.receptive_radius()))
     return radius
 
 

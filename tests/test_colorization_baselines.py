@@ -92,3 +92,62 @@ def test_regressor_trains_saves_and_is_evaluated(tmp_path):
     assert [ln.split("|")[1].strip() for ln in lines[2:]] == [
         E.NAMES["cinn"], E.NAMES["uncond"], E.NAMES["l2"], E.NAMES["grey"]]
     assert "nowhere.keras" in lines[3] and len(lines[4].split("|")) == 10
+
+
+def test_flow_around_the_regressor_mean(tmp_path):
+    """``mean_head``: the flow models ab minus the head's prediction (a shift, log-det 0);
+    ``mean_init`` starts it from a regressor's conditioning net and head; samples and
+    weights survive a save and load."""
+    from apps.common.pretrained import load_model
+
+    reg = build_model({**UNET, "type": "regressor", "head_hidden": 8})
+    randomize(reg, 0.1)
+    reg.save(tmp_path / "l2.keras")
+    cfg = {**UNET, "head_hidden": 8, "mean_head": True, "mean_init": str(tmp_path / "l2.keras")}
+    flow = build_model(cfg)
+    rng = np.random.default_rng(0)
+    x = (0.1 * rng.standard_normal((2, 16, 24, 2))).astype("float32")
+    c = rng.uniform(-1, 1, (2, 16, 24, 1)).astype("float32")
+    feats = flow.condition_features(c)
+    mean = to_np(flow.mean_net(feats))
+    np.testing.assert_array_equal(mean, to_np(reg.predict_ab(c)))
+    assert np.abs(mean).max() > 1e-3
+    for i, layer in enumerate(lyr for level in flow.flow_layers for lyr in level):
+        randomize(layer, 0.05, seed=i)
+    z, log_det = flow.encode(x, c)
+    np.testing.assert_allclose(to_np(flow.decode(z, c)), x, atol=1e-4)
+    head, flow.mean_net = flow.mean_net, None      # the same flow on x - mean
+    z0, log_det0 = flow.encode(x - mean, c)
+    flow.mean_net = head
+    np.testing.assert_allclose(to_np(z), to_np(z0), atol=1e-5)
+    np.testing.assert_allclose(to_np(log_det), to_np(log_det0), atol=1e-4)
+
+    flow.save(tmp_path / "flow.keras")
+    loaded = load_model("colorization", tmp_path / "flow.keras")
+    assert np.array_equal(to_np(loaded.sample(c, n=2, temperature=0.7, seed=3)),
+                          to_np(flow.sample(c, n=2, temperature=0.7, seed=3)))
+
+    with pytest.raises(ValueError, match="must be a colorization regressor"):
+        build_model({**cfg, "mean_init": str(tmp_path / "flow.keras")})
+    with pytest.raises(ValueError, match="does not match"):
+        build_model({**cfg, "cond_widths": [8, 8, 16]})
+    with pytest.raises(ValueError, match="needs mean_head: true"):
+        build_model({**UNET, "mean_init": str(tmp_path / "l2.keras")})
+
+
+def test_flow_around_a_mean_decodes_the_same_in_strips():
+    """The mean head reaches further than the flow's inverse: the strips' halo
+    (``receptive_radius``) covers it, and strips give the one-pass samples."""
+    from cinn.strips import receptive_radius
+
+    flow = build_model({**UNET, "levels": 3, "cond_widths": [8, 8, 8, 8], "head_hidden": 8,
+                        "mean_head": True})
+    randomize(flow, 0.1)
+    assert flow.mean_net.receptive_radius() == 2 * (2 + 2 ** 3)
+    halo = receptive_radius(flow)
+    assert halo >= flow.mean_net.receptive_radius()
+    c = np.random.default_rng(2).random((1, 96, 24, 1)).astype("float32") - 0.5
+    one = np.concatenate([to_np(x) for x in flow.sample_chunks(c, n=2, seed=1)])
+    strips = np.concatenate([to_np(x) for x in flow.sample_chunks(c, n=2, seed=1,
+                                                                  strips=(16, halo))])
+    np.testing.assert_allclose(strips, one, rtol=1e-5, atol=1e-5)

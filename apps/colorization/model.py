@@ -11,7 +11,7 @@ from keras import ops
 
 from apps.colorization.color import AB_SCALE
 from cinn import ConditionalINN
-from apps.colorization.regressor import ColorizationRegressor  # registered with the model
+from apps.colorization.regressor import ColorizationRegressor, MeanHead
 from apps.common.condnet import build_cond_net
 from cinn.conditioning import space_to_depth
 
@@ -34,7 +34,12 @@ DEFAULTS = {
     "cond_context": True,     # unet: the bottleneck's global mean added everywhere
     "type": "flow",           # "flow": the cINN; "regressor": the deterministic L2
                               # baseline on the same conditioning net (regressor.py)
-    "head_hidden": 32,        # regressor: width of its fusion head
+    "head_hidden": 32,        # regressor and mean head: width of the fusion head
+    "mean_head": False,       # flow: model ab minus a predicted mean (the regressor's
+                              # head on the conditioning features, ``MeanHead``)
+    "mean_init": None,        # flow with mean_head: a ColorizationRegressor .keras file
+                              # whose conditioning net and head weights the new model
+                              # starts from (same cond_net options)
     "clamp": 2.0,
     "seed": 0,
 }
@@ -89,7 +94,35 @@ def build_model(cfg=None):
                                      multiple=2 ** n, name="colorization_l2")
     if cfg["type"] != "flow":
         raise ValueError(f"model.type must be 'flow' or 'regressor', got {cfg['type']!r}")
-    return ColorizationINN(
+    mean_net = None
+    if cfg["mean_head"]:
+        if not squeeze:
+            raise ValueError("the colorization mean head needs cond_squeeze: true")
+        mean_net = MeanHead(cond_net.scales,
+                            hidden=int(cfg["head_hidden"]), name="mean_head")
+    elif cfg["mean_init"]:
+        raise ValueError("model.mean_init needs mean_head: true")
+    model = ColorizationINN(
         x_shape=(None, None, 2), cond_shape=(None, None, 1), levels=levels, cond_net=cond_net,
         clamp=float(cfg["clamp"]), bin_width=1.0 / AB_SCALE, seed=int(cfg["seed"]),
-        use_condition=bool(cfg["conditional"]), cond_squeeze=squeeze, name="colorization_cinn")
+        use_condition=bool(cfg["conditional"]), cond_squeeze=squeeze, mean_net=mean_net,
+        name="colorization_cinn")
+    if cfg["mean_init"]:
+        init_from_regressor(model, cfg["mean_init"])
+    return model
+
+
+def init_from_regressor(model, path):
+    """Copy the conditioning net and fusion head of the ``ColorizationRegressor`` in
+    ``path`` into ``model`` (a flow with a ``MeanHead``): the flow then starts from the
+    regressor's prediction as its mean."""
+    regressor = keras.saving.load_model(path, compile=False)
+    if not isinstance(regressor, ColorizationRegressor):
+        raise ValueError(f"{path}: model.mean_init must be a colorization regressor "
+                         f"(type: regressor), got {type(regressor).__name__}")
+    try:
+        model.cond_net.set_weights(regressor.cond_net.get_weights())
+    except ValueError as e:
+        raise ValueError(f"{path}: its conditioning net does not match this model's "
+                         f"(same cond_net options needed): {e}") from None
+    model.mean_net.copy_from(regressor)

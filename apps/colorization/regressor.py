@@ -22,6 +22,68 @@ from cinn.conditioning import depth_to_space, space_to_depth, upsample_bilinear_
 from cinn.distribute import scale_loss_for_replicas
 
 
+def fuse_levels(feats, scales, h0, w0):
+    """Every level's features (``scales``: log2 of level / finest grid) upsampled
+    (bilinear) to the finest grid ``(h0, w0)`` and concatenated along channels."""
+    ups = []
+    for f, scale in zip(feats, scales):
+        if f is None:
+            continue
+        for _ in range(-int(scale)):
+            f = upsample_bilinear_2x(f)
+        ups.append(f[:, :h0, :w0])
+    return ops.concatenate(ups, axis=-1)
+
+
+def head_layers(hidden, zero_out=False):
+    """The fusion head's two 3x3 convolutions: ``hidden`` ReLU features, then the
+    4 x 2 channels that depth-to-space turns into ab at twice the grid."""
+    return (keras.layers.Conv2D(hidden, 3, padding="same", activation="relu", name="fuse"),
+            keras.layers.Conv2D(8, 3, padding="same", name="out",
+                                kernel_initializer="zeros" if zero_out else "glorot_uniform"))
+
+
+@keras.saving.register_keras_serializable(package="cinn_apps")
+class MeanHead(keras.layers.Layer):
+    """The regressor's head as the colorization flow's ``mean_net``: the per-level
+    condition features (finest at half the image size, ``scales`` relative to it)
+    -> a predicted ab (B, H, W, 2); the flow models ab minus it. Its output
+    convolution starts at zero (the plain flow), unless weights are copied from a
+    trained ``ColorizationRegressor`` (``copy_from``)."""
+
+    def __init__(self, scales, hidden=32, **kwargs):
+        super().__init__(**kwargs)
+        self.scales = [None if s is None else int(s) for s in scales]
+        self.hidden = int(hidden)
+        self.fuse, self.out = head_layers(self.hidden, zero_out=True)
+
+    def build(self, feats_shape):
+        channels = sum(int(s[-1]) for s in feats_shape if s is not None)
+        self.fuse.build((None, None, None, channels))
+        self.out.build((None, None, None, self.hidden))
+
+    def call(self, feats):
+        finest = feats[self.scales.index(max(s for s in self.scales if s is not None))]
+        h0, w0 = ops.shape(finest)[1], ops.shape(finest)[2]
+        return depth_to_space(self.out(self.fuse(fuse_levels(feats, self.scales, h0, w0))))
+
+    def receptive_radius(self):
+        """An upper bound, in rows of its output, on how far it reaches into the
+        features (``cinn.strips``): its 3x3 convolutions at the finest grid and the
+        chained 2x bilinear upsamplings of the coarsest level, times 2 (depth-to-space)."""
+        convs = sum((int(v.shape[0]) - 1) // 2 for v in self.variables if len(v.shape) == 4)
+        coarsest = -min(s for s in self.scales if s is not None)
+        return 2 * (convs + 2 ** (coarsest + 1))
+
+    def copy_from(self, regressor):
+        """Take the fusion head's weights of a trained ``ColorizationRegressor``."""
+        self.fuse.set_weights(regressor.fuse.get_weights())
+        self.out.set_weights(regressor.out.get_weights())
+
+    def get_config(self):
+        return {**super().get_config(), "scales": self.scales, "hidden": self.hidden}
+
+
 @keras.saving.register_keras_serializable(package="cinn_apps")
 class ColorizationRegressor(keras.Model):
     """ab = f(L) with ``cond_net`` (features at H/2, H/4, ... of the input) and a
@@ -37,9 +99,7 @@ class ColorizationRegressor(keras.Model):
         self.head_hidden = int(head_hidden)
         self._multiple = int(multiple)
         self.x_shape, self.cond_shape = (None, None, 2), (None, None, 1)
-        self.fuse = keras.layers.Conv2D(self.head_hidden, 3, padding="same", activation="relu",
-                                        name="fuse")
-        self.out = keras.layers.Conv2D(8, 3, padding="same", name="out")
+        self.fuse, self.out = head_layers(self.head_hidden)
         self.build()
 
     @property
@@ -63,14 +123,8 @@ class ColorizationRegressor(keras.Model):
         c = ops.convert_to_tensor(c, dtype=self.compute_dtype)
         feats = self.cond_net(space_to_depth(c))
         h0, w0 = ops.shape(c)[1] // 2, ops.shape(c)[2] // 2
-        ups = []
-        for f, scale in zip(feats, self.cond_net.scales):  # scale: log2(level / (H/2))
-            if f is None:
-                continue
-            for _ in range(-int(scale)):
-                f = upsample_bilinear_2x(f)
-            ups.append(f[:, :h0, :w0])
-        return depth_to_space(self.out(self.fuse(ops.concatenate(ups, axis=-1))))
+        fused = fuse_levels(feats, self.cond_net.scales, h0, w0)
+        return depth_to_space(self.out(self.fuse(fused)))
 
     def call(self, inputs, training=False):
         _, c = inputs
