@@ -55,9 +55,11 @@ def _add_evaluate(sub):
     p.add_argument("--limit", type=int, help="use only the first N images")
     p.add_argument("--scale", type=int, choices=(4, 8), default=4)
     p.add_argument("--size", type=int, help="evaluate on centre crops of this size")
-    p.add_argument("--temperatures", type=float, nargs="*", default=[0, 0.3, 0.5, 0.7, 0.9],
-                   metavar="T", help="superres: also PSNR-Y of one sample per image at each "
-                   "of these temperatures (default: 0 0.3 0.5 0.7 0.9; none: off)")
+    p.add_argument("--temperatures", type=float, nargs="*", metavar="T",
+                   help="also the quality at each of these temperatures: superres, PSNR-Y of "
+                   "one sample per image (default: 0 0.3 0.5 0.7 0.9; none: off); "
+                   "colorization, the cINN's best-of-N and single-sample PSNR, SSIM and "
+                   "colourfulness (default: off)")
     p.add_argument("--diversity-samples", type=int, default=10, metavar="N",
                    help="superres: NTIRE 2021 diversity score of N samples per image at "
                    "--temperature (default 10, as NTIRE; 0: off)")

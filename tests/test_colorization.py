@@ -243,6 +243,16 @@ def test_train_then_evaluate_tiny(tmp_path, capsys):
     assert 0 < cinn_bpd < 20
     grey = rows[3].split("|")
     assert grey[2].strip() == "—" and grey[5].strip() == "0.00"
+    # the quality/colourfulness curve: one cINN row per temperature, T = 0 without spread
+    assert main(["evaluate", "colorization", "--data", str(data), "--weights", str(shipped),
+                 "-n", "2", "--limit", "2", "--size", "16", "--temperatures", "0", "0.5"]) == 0
+    curve = capsys.readouterr().out.split("# the cINN at each temperature")[1]
+    rows = [ln.split("|") for ln in curve.splitlines() if ln.startswith("| ")][2:]
+    assert [r[1].strip() for r in rows] == ["0", "0.5"]
+    assert float(rows[0][4]) == 0.0 and float(rows[1][4]) > 0.0
+    assert main(["evaluate", "colorization", "--data", str(data), "--weights", str(shipped),
+                 "--temperatures", "-1"]) == 1
+    assert "cinn: error: --temperatures must be >= 0" in capsys.readouterr().err
 
 
 # -- shipped weights ---------------------------------------------------------------------

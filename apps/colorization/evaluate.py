@@ -149,6 +149,8 @@ def run(args):
     if n < 1:
         raise CinnError(f"-n must be at least 1, got {n}")
     temperature = 1.0 if args.temperature is None else float(args.temperature)
+    if any(not t >= 0 for t in getattr(args, "temperatures", None) or []):
+        raise CinnError(f"--temperatures must be >= 0, got {args.temperatures}")
     model = load_model("colorization", args.weights)
     baselines, missing = {}, []
     for key in ("uncond", "l2"):
@@ -174,4 +176,25 @@ def run(args):
           f"N = {n} samples at temperature {temperature:g}, seed {args.seed}")
     print(f"ground-truth colourfulness: {gt_colour:.1f}")
     print(format_table(rows, gt_colour, missing))
+    temperatures = list(getattr(args, "temperatures", None) or [])
+    if temperatures:
+        curve = [(t, evaluate_images(model, images, n, t, args.seed, progress=True)["cinn"])
+                 for t in temperatures]
+        print(f"\n# the cINN at each temperature (N = {n}, seed {args.seed})")
+        print(format_curve(curve, gt_colour))
     return 0
+
+
+def format_curve(curve, gt_colour):
+    """The Markdown table of the cINN's rows at several temperatures: ``curve`` is
+    ``[(T, per-image metric dicts), ...]``; colourfulness also as % of the ground truth's."""
+    lines = ["| T | best-of-N PSNR | best-of-N SSIM | diversity (ab std) | colourfulness "
+             f"(% of GT {gt_colour:.1f}) | single-sample PSNR | single-sample SSIM |",
+             "|" + " --- |" * 7]
+    for t, rows in curve:
+        m = {k: float(np.mean([r[k] for r in rows])) for k in rows[0]}
+        lines.append(f"| {float(t):g} | {m['psnr']:.2f} dB | {m['ssim']:.4f} | "
+                     f"{m['diversity']:.2f} | {m['colourfulness']:.1f} "
+                     f"({100 * m['colourfulness'] / gt_colour:.0f}%) | "
+                     f"{m['psnr_single']:.2f} dB | {m['ssim_single']:.4f} |")
+    return "\n".join(lines)

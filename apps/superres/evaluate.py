@@ -155,6 +155,10 @@ def evaluate_folder(model, folder, n=8, temperature=0.9, seed=0, limit=None, siz
     return out
 
 
+#: temperatures of the quality/diversity curve when ``--temperatures`` is not given
+CURVE_TEMPERATURES = (0, 0.3, 0.5, 0.7, 0.9)
+
+
 def temperature_key(t):
     return f"psnr_t{float(t):g}"
 
@@ -197,7 +201,8 @@ def run(args):
     temperature = infer.DEFAULT_TEMPERATURE if args.temperature is None else args.temperature
     if args.num_samples < 1:
         raise CinnError(f"-n must be at least 1, got {args.num_samples}")
-    temperatures = list(getattr(args, "temperatures", None) or [])
+    temperatures = getattr(args, "temperatures", None)
+    temperatures = list(CURVE_TEMPERATURES if temperatures is None else temperatures)
     div = int(getattr(args, "diversity_samples", 0) or 0)
     if div == 1 or div < 0:
         raise CinnError(f"--diversity-samples must be 0 (off) or at least 2, got {div}")
