@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from apps.colorization.model import build_model
+from cinn.errors import CinnError
 from cinn.conditioning import UNetConditionNet
 from helpers import randomize, to_np
 
@@ -131,6 +132,8 @@ def test_flow_around_the_regressor_mean(tmp_path):
         build_model({**cfg, "mean_init": str(tmp_path / "flow.keras")})
     with pytest.raises(ValueError, match="does not match"):
         build_model({**cfg, "cond_widths": [8, 8, 16]})
+    with pytest.raises(CinnError, match="no such model file"):
+        build_model({**cfg, "mean_init": str(tmp_path / "missing.keras")})
     with pytest.raises(ValueError, match="needs mean_head: true"):
         build_model({**UNET, "mean_init": str(tmp_path / "l2.keras")})
 

@@ -23,6 +23,7 @@ from apps.colorization.data import load_colour_images
 from apps.colorization.infer import _compiled, sample_ab
 from apps.common.data import center_crops
 from apps.common.pretrained import default_weights, load_model
+from apps.common.sampling_args import curve_temperatures
 from cinn.errors import CinnError
 
 
@@ -123,6 +124,11 @@ def evaluate_images(model, images, n=8, temperature=1.0, seed=0, uncond=None, re
     return {k: v for k, v in rows.items() if v}
 
 
+def mean_metrics(rows):
+    """Every metric of ``rows`` (per-image dicts of one method) averaged over the images."""
+    return {k: float(np.mean([r[k] for r in rows])) for k in rows[0]}
+
+
 def format_table(rows, gt_colour, missing=()):
     """The Markdown table of ``evaluate_images``'s rows; ``missing``: (name, path) of
     baselines without weights (a row saying so)."""
@@ -136,7 +142,7 @@ def format_table(rows, gt_colour, missing=()):
             continue
         if key not in rows:
             continue
-        m = {k: float(np.mean([s[k] for s in rows[key]])) for k in rows[key][0]}
+        m = mean_metrics(rows[key])
         bpd = "—" if np.isnan(m["bpd"]) else f"{m['bpd']:.3f}"
         lines.append(f"| {name} | {bpd} | {m['psnr']:.2f} dB | {m['ssim']:.4f} | "
                      f"{m['diversity']:.2f} | {m['colourfulness']:.1f} | "
@@ -149,8 +155,7 @@ def run(args):
     if n < 1:
         raise CinnError(f"-n must be at least 1, got {n}")
     temperature = 1.0 if args.temperature is None else float(args.temperature)
-    if any(not t >= 0 for t in getattr(args, "temperatures", None) or []):
-        raise CinnError(f"--temperatures must be >= 0, got {args.temperatures}")
+    temperatures = curve_temperatures(args)
     model = load_model("colorization", args.weights)
     baselines, missing = {}, []
     for key in ("uncond", "l2"):
@@ -176,7 +181,6 @@ def run(args):
           f"N = {n} samples at temperature {temperature:g}, seed {args.seed}")
     print(f"ground-truth colourfulness: {gt_colour:.1f}")
     print(format_table(rows, gt_colour, missing))
-    temperatures = list(getattr(args, "temperatures", None) or [])
     if temperatures:
         curve = [(t, evaluate_images(model, images, n, t, args.seed, progress=True)["cinn"])
                  for t in temperatures]
@@ -192,7 +196,7 @@ def format_curve(curve, gt_colour):
              f"(% of GT {gt_colour:.1f}) | single-sample PSNR | single-sample SSIM |",
              "|" + " --- |" * 7]
     for t, rows in curve:
-        m = {k: float(np.mean([r[k] for r in rows])) for k in rows[0]}
+        m = mean_metrics(rows)
         lines.append(f"| {float(t):g} | {m['psnr']:.2f} dB | {m['ssim']:.4f} | "
                      f"{m['diversity']:.2f} | {m['colourfulness']:.1f} "
                      f"({100 * m['colourfulness'] / gt_colour:.0f}%) | "

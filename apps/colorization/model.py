@@ -116,7 +116,9 @@ def init_from_regressor(model, path):
     """Copy the conditioning net and fusion head of the ``ColorizationRegressor`` in
     ``path`` into ``model`` (a flow with a ``MeanHead``): the flow then starts from the
     regressor's prediction as its mean."""
-    regressor = keras.saving.load_model(path, compile=False)
+    from apps.common.pretrained import load_model  # one-line errors for bad files
+
+    regressor = load_model("colorization", path)
     if not isinstance(regressor, ColorizationRegressor):
         raise ValueError(f"{path}: model.mean_init must be a colorization regressor "
                          f"(type: regressor), got {type(regressor).__name__}")

@@ -33,6 +33,18 @@ def check_sampling_arguments(args, default_temperature=None):
         raise CinnError(f"{option}: {err}") from None
 
 
+def curve_temperatures(args, default=()):
+    """The temperatures of ``cinn evaluate``'s ``--temperatures`` (``default`` when the
+    option was not given; given without values: none), each checked to be >= 0."""
+    from cinn.errors import CinnError
+
+    given = getattr(args, "temperatures", None)
+    temperatures = list(default if given is None else given)
+    if any(not t >= 0 for t in temperatures):
+        raise CinnError(f"--temperatures must be >= 0, got {temperatures}")
+    return temperatures
+
+
 def write_std_map(args, path, samples):
     """With ``--std-map``: write the uncertainty map of ``samples`` (n, H, W, 3),
     uint8 or float in 0-255, to ``path`` and print the path; else do nothing."""

@@ -18,6 +18,7 @@ import numpy as np
 
 from apps.common.data import center_crops
 from apps.common.images import IMAGE_SUFFIXES, list_images, read_image
+from apps.common.sampling_args import curve_temperatures
 from apps.superres import infer
 from apps.superres.resize import downscale, make_lr
 from cinn.errors import CinnError
@@ -201,13 +202,10 @@ def run(args):
     temperature = infer.DEFAULT_TEMPERATURE if args.temperature is None else args.temperature
     if args.num_samples < 1:
         raise CinnError(f"-n must be at least 1, got {args.num_samples}")
-    temperatures = getattr(args, "temperatures", None)
-    temperatures = list(CURVE_TEMPERATURES if temperatures is None else temperatures)
+    temperatures = curve_temperatures(args, CURVE_TEMPERATURES)
     div = int(getattr(args, "diversity_samples", 0) or 0)
     if div == 1 or div < 0:
         raise CinnError(f"--diversity-samples must be 0 (off) or at least 2, got {div}")
-    if any(not t >= 0 for t in temperatures):
-        raise CinnError(f"--temperatures must be >= 0, got {temperatures}")
     print(f"# superres {args.scale}x: {args.num_samples} samples per image at temperature "
           f"{temperature:g}, seed {args.seed}; Y-channel metrics with a {args.scale}-pixel "
           "border cropped" + (f"; NTIRE diversity score of {div} samples (squared error "
