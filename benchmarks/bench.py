@@ -39,7 +39,8 @@ What one run measures, in this order:
    features fed as inputs, in cinn (each Keras backend) and in FrEIA. The processes are
    interleaved, FrEIA, cinn TF, cinn JAX, FrEIA, cinn TF, ..., ``--repeats`` rounds.
    Within a process: 3 warm-up steps, then ``--steps`` training steps (forward, backward,
-   Adam; cinn: Keras' compiled ``train_on_batch``) timed one by one, each synchronised,
+   Adam; cinn: Keras' compiled step as ``model.fit`` runs it, as in ``cinn train``;
+   ``train_on_batch`` would add a state sync per call) timed one by one, each synchronised,
    and the median taken; likewise sampling passes (cinn: ``cinn.compile.compiled(model,
    "decode")``; FrEIA: ``rev=True``). Process CPU time (``time.process_time``) per step is
    recorded beside the wall time. Across rounds: median and [min-max]; the cinn / FrEIA
@@ -220,7 +221,11 @@ def flow_only(spec, feat_shapes, precision="float32", seed=0):
             pass
 
         def condition_features(self, c):
-            return list(c)
+            c = list(c)
+            if len(c) == len(feat_shapes):
+                return c
+            known = iter(c)  # the levels without features left out (``fit`` data)
+            return [None if s is None else next(known) for s in feat_shapes]
 
         def _dummy_inputs(self):
             return ops.zeros((1,) + tuple(spec["x_shape"])), [
@@ -241,8 +246,25 @@ def _cinn_inputs(spec, batch, seed=0):
     return x, feats
 
 
+def fit_step_times(model, data, steps, warmup=WARMUP_STEPS):
+    """Per-step (wall, CPU) seconds of ``model.fit`` on the one batch ``data`` repeated:
+    the compiled step as ``cinn train`` runs it (Keras keeps the state on the device
+    between steps; ``train_on_batch`` syncs it at every call). A first ``fit`` of
+    ``warmup`` steps compiles; the second is timed, each step waited for
+    (``StepTimer``)."""
+    def batches():
+        while True:
+            yield (data,)  # one element: all of ``data`` is the model's x
+
+    model.fit(batches(), epochs=1, steps_per_epoch=warmup, verbose=0, shuffle=False)
+    timer = StepTimer.make()
+    model.fit(batches(), epochs=1, steps_per_epoch=steps, verbose=0, shuffle=False,
+              callbacks=[timer])
+    return step_times(timer.epochs, warmup_epochs=0)
+
+
 def time_cinn_flow(spec, x, feats, steps, precision="float32", seed=0, sample=True):
-    """Per-step wall / CPU seconds of cinn's bare flow: training (``train_on_batch``)
+    """Per-step wall / CPU seconds of cinn's bare flow: training (``fit_step_times``)
     and sampling (compiled ``decode``); the model."""
     import keras
     import numpy as np
@@ -255,10 +277,9 @@ def time_cinn_flow(spec, x, feats, steps, precision="float32", seed=0, sample=Tr
                       seed)
     model.initialize(x, feats)
     model.compile(optimizer=keras.optimizers.Adam(1e-4))
-    data = (x, feats)
     out = {}
-    timed(lambda: model.train_on_batch(data), WARMUP_STEPS)
-    out["train_wall"], out["train_cpu"] = timed(lambda: model.train_on_batch(data), steps)
+    data = (x, tuple(f for f in feats if f is not None))  # no None, no list in ``fit`` data
+    out["train_wall"], out["train_cpu"] = fit_step_times(model, data, steps)
     if sample:
         rng = np.random.default_rng(seed + 1)
         z = rng.standard_normal((len(x), int(np.prod(x.shape[1:])))).astype("float32")

@@ -59,3 +59,24 @@ def test_report_renders_every_table():
     assert "| colorization | 8 | 2.000 | 2.020 | 1.010 |" in text
     # app: 4 step/s x 3 GFLOP = 12 GFLOP/s; bare 5 x 2 = 10; app / bare = 120%
     assert "| 12.0 | 12% |" in text and "120%" in text
+
+
+def test_bare_flow_trains_as_fit_runs_it():
+    """The bare flow's timed step is Keras' ``fit`` step: one time per step, the
+    weights move, and a level without condition features (None) is left out of the
+    ``fit`` data and put back by the flow."""
+    import numpy as np
+
+    spec = {"levels": [{"downsample": "haar", "blocks": 1, "split": "plain",
+                        "subnet": {"type": "conv", "hidden": 4, "depth": 1}},
+                       {"downsample": "haar", "blocks": 1, "split": None,
+                        "subnet": {"type": "conv", "hidden": 4, "depth": 1}}],
+            "x_shape": (8, 8, 2), "cond_channels": [None, 3], "clamp": 2.0}
+    x, feats = bench._cinn_inputs(spec, batch=2)
+    assert feats[0] is None and feats[1].shape == (2, 2, 2, 3)
+    out, model = bench.time_cinn_flow(spec, x, feats, steps=3, sample=False)
+    assert len(out["train_wall"]) == len(out["train_cpu"]) == 3
+    assert all(t > 0 for t in out["train_wall"])
+    assert model.optimizer.iterations.numpy() == bench.WARMUP_STEPS + 3
+    assert model.condition_features((feats[1],))[0] is None
+    assert np.isfinite(np.asarray(model.log_prob(x, feats))).all()
