@@ -149,6 +149,32 @@ def test_datasets_skip_grey_files_and_scale(tmp_path):
     assert xv.shape == (1, 32, 32, 2)
 
 
+def test_saturation_augmentation_scales_ab_only(tmp_path):
+    from apps.colorization.data import make_datasets, to_pair
+
+    rgb = np.stack([picture(16, 16, seed=i) for i in range(3)])
+    x, c = to_pair(rgb)
+    x2, c2 = to_pair(rgb, np.random.default_rng(0), saturation=(2, 2))
+    np.testing.assert_allclose(x2, 2 * x, rtol=1e-6)   # ab doubled, L unchanged
+    np.testing.assert_array_equal(c2, c)
+    x3, _ = to_pair(rgb, np.random.default_rng(0), saturation=(0.5, 2.0))
+    ratio = np.abs(x3).sum(axis=(1, 2, 3)) / np.abs(x).sum(axis=(1, 2, 3))
+    assert np.all((ratio >= 0.5 - 1e-6) & (ratio <= 2 + 1e-6)) and np.ptp(ratio) > 0
+    for bad in ([0, 1], [2, 1], [1], "x", [1, float("inf")]):
+        with pytest.raises(ValueError, match="data.saturation"):
+            to_pair(rgb, saturation=bad)
+    for i in range(6):
+        cv2.imwrite(str(tmp_path / f"c{i}.png"), picture(40, 50, seed=i))
+    data = {"crop": 32, "batch_size": 4, "steps_per_epoch": 3, "val_images": 1}
+    plain, val = make_datasets(tmp_path, {"data": data}, seed=0)
+    sat, val_sat = make_datasets(tmp_path, {"data": {**data, "saturation": [3, 3]}}, seed=0)
+    (x, c), = plain[0]
+    (xs, cs), = sat[0]
+    np.testing.assert_allclose(xs, 3 * x, rtol=1e-6)   # same crops, scaled ab
+    np.testing.assert_array_equal(cs, c)
+    np.testing.assert_array_equal(val_sat[0][0][0], val[0][0][0])  # validation never scaled
+
+
 # -- command line ----------------------------------------------------------------------
 def _one_line_error(capsys, argv):
     assert main(argv) == 1
@@ -256,12 +282,14 @@ def test_train_then_evaluate_tiny(tmp_path, capsys):
 
 
 # -- shipped weights ---------------------------------------------------------------------
-def test_shipped_weights_colorize_a_skimage_picture():
+@pytest.mark.parametrize("weights", [None, "colorization_vivid.keras"])
+def test_shipped_weights_colorize_a_skimage_picture(weights):
     from skimage.data import chelsea
 
     from apps.common.pretrained import load_model
 
-    model = load_model("colorization")
+    root = Path(__file__).resolve().parents[1] / "saved_models" / "colorization"
+    model = load_model("colorization", None if weights is None else root / weights)
     assert isinstance(model, ColorizationINN) and model.use_condition
     rgb = chelsea()[::6, ::6]                          # 50x76: not a multiple of 8
     out = colorize(model, rgb, n=2, temperature=0.8, seed=0)

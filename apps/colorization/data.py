@@ -4,6 +4,8 @@ NumPy + OpenCV loading (no TensorFlow needed); the Lab conversion is
 ``apps.colorization.color`` (keras.ops on NumPy input). Dequantisation noise
 is added by the model (``bin_width`` = 1 ab unit) while training.
 """
+import functools
+
 import numpy as np
 from keras import ops
 
@@ -12,14 +14,36 @@ from apps.common.data import CropDataset, FixedDataset, center_crops, load_folde
 from apps.common.images import is_greyscale
 
 DATA_DEFAULTS = {"crop": 64, "batch_size": 16, "steps_per_epoch": 100, "val_images": 16,
-                 "limit": None}
+                 "limit": None, "saturation": None}
 
 
-def to_pair(rgb_uint8, rng=None):
-    """uint8 RGB crops (B, H, W, 3) -> float32 ``(ab / 100, L / 50 - 1)``."""
+def check_saturation(saturation):
+    """``None`` or ``(lo, hi)`` with ``0 < lo <= hi``, as floats."""
+    if saturation is None:
+        return None
+    try:
+        lo, hi = (float(v) for v in saturation)
+    except (TypeError, ValueError):
+        lo = hi = float("nan")
+    if not 0 < lo <= hi < float("inf"):
+        raise ValueError(f"data.saturation must be two numbers 0 < lo <= hi, got {saturation!r}")
+    return lo, hi
+
+
+def to_pair(rgb_uint8, rng=None, saturation=None):
+    """uint8 RGB crops (B, H, W, 3) -> float32 ``(ab / 100, L / 50 - 1)``.
+
+    ``saturation=(lo, hi)`` (training crops): each crop's ab scaled by its own factor,
+    drawn log-uniformly from ``[lo, hi]`` with ``rng``; L is unchanged.
+    """
     c, x = split_lab(rgb_uint8)
-    return (np.asarray(ops.convert_to_numpy(x), "float32"),
-            np.asarray(ops.convert_to_numpy(c), "float32"))
+    x = np.asarray(ops.convert_to_numpy(x), "float32")
+    saturation = check_saturation(saturation)
+    if saturation is not None:
+        rng = np.random.default_rng() if rng is None else rng
+        scale = np.exp(rng.uniform(*np.log(saturation), size=len(x)))
+        x = x * scale.astype("float32")[:, None, None, None]
+    return x, np.asarray(ops.convert_to_numpy(c), "float32")
 
 
 def load_colour_images(folder, limit=None):
@@ -28,8 +52,9 @@ def load_colour_images(folder, limit=None):
 
 
 def make_datasets(data_dir, cfg, seed=0):
-    """Training (random crops + flips) and validation (centre crops of held-out
-    images) ``PyDataset``s for ``model.fit``."""
+    """Training (random crops + flips; ``data.saturation``: ab scaled per crop) and
+    validation (centre crops of held-out images, never scaled) ``PyDataset``s for
+    ``model.fit``."""
     d = {**DATA_DEFAULTS, **cfg.get("data", {})}
     images = load_colour_images(data_dir, limit=d["limit"])
     n_val = min(int(d["val_images"]), len(images) // 5)
@@ -37,7 +62,8 @@ def make_datasets(data_dir, cfg, seed=0):
     order = rng.permutation(len(images))
     val = [images[i] for i in order[:n_val]]
     train = [images[i] for i in order[n_val:]]
-    train_ds = CropDataset(train, to_pair, d["crop"], d["batch_size"], d["steps_per_epoch"],
+    make_pair = functools.partial(to_pair, saturation=check_saturation(d["saturation"]))
+    train_ds = CropDataset(train, make_pair, d["crop"], d["batch_size"], d["steps_per_epoch"],
                            seed=seed)
     val_ds = None
     if val:
