@@ -62,9 +62,9 @@ def test_report_renders_every_table():
 
 
 def test_bare_flow_trains_as_fit_runs_it():
-    """The bare flow's timed step is Keras' ``fit`` step: one time per step, the
-    weights move, and a level without condition features (None) is left out of the
-    ``fit`` data and put back by the flow."""
+    """The bare flow's timed step is Keras' ``fit`` step: one time per timed step, one
+    optimizer step per step (warm-up included), and a level without condition features
+    (None) is left out of the ``fit`` data and put back by the flow."""
     import numpy as np
 
     spec = {"levels": [{"downsample": "haar", "blocks": 1, "split": "plain",

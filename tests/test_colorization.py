@@ -282,14 +282,13 @@ def test_train_then_evaluate_tiny(tmp_path, capsys):
 
 
 # -- shipped weights ---------------------------------------------------------------------
-@pytest.mark.parametrize("weights", [None, "colorization_vivid.keras"])
-def test_shipped_weights_colorize_a_skimage_picture(weights):
+@pytest.mark.parametrize("variant", [None, "vivid"])
+def test_shipped_weights_colorize_a_skimage_picture(variant):
     from skimage.data import chelsea
 
     from apps.common.pretrained import load_model
 
-    root = Path(__file__).resolve().parents[1] / "saved_models" / "colorization"
-    model = load_model("colorization", None if weights is None else root / weights)
+    model = load_model("colorization", variant=variant)
     assert isinstance(model, ColorizationINN) and model.use_condition
     rgb = chelsea()[::6, ::6]                          # 50x76: not a multiple of 8
     out = colorize(model, rgb, n=2, temperature=0.8, seed=0)
