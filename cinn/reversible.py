@@ -136,11 +136,12 @@ def _coupling_step(segment, i, y, gy, g_log_det, c, w, other, vjp):
     log-det ``sum(s)``), fused: the inverse evaluates the subnet at ``x1 = y1``,
     which is where the forward pass evaluates it, so one evaluation with its VJP
     serves both (a generic step would run the subnet twice)."""
+    from cinn.blocks.base import split_channels
     from cinn.subnets import concat_condition
 
     layer = segment.layers[i]
     k = layer.split_at
-    y1, y2 = y[..., :k], y[..., k:]
+    y1, y2 = split_channels(y, k)
 
     def params(x1, c, w):
         with segment.scope(i, w, other):
@@ -149,7 +150,7 @@ def _coupling_step(segment, i, y, gy, g_log_det, c, w, other, vjp):
     (s, t), pullback = vjp(params, y1, c, w)
     scale = ops.exp(s)
     x2 = (y2 - t) * ops.exp(-s)  # as the block's inverse computes it
-    gy1, gy2 = gy[..., :k], gy[..., k:]
+    gy1, gy2 = split_channels(gy, k)
     g_s = gy2 * x2 * scale + _per_sample(g_log_det, s)
     gx1, gc, gw = pullback((g_s, gy2))
     return (ops.concatenate([y1, x2], axis=-1),

@@ -15,7 +15,7 @@ log-determinant is exactly ``sum(s)`` of the ``s`` applied.
 import keras
 from keras import ops
 
-from cinn.blocks.base import soft_clamp
+from cinn.blocks.base import soft_clamp, split_channels
 
 register = keras.saving.register_keras_serializable(package="cinn")
 
@@ -183,9 +183,8 @@ class AffineParams(keras.layers.Layer):
     def call(self, h):
         # the trunk may compute in half precision (mixed policy); (s, t) in float32
         out = self.proj(ops.cast(self.trunk(h), self.compute_dtype))
-        log_scale = soft_clamp(out[..., : self.channels], self.clamp)
-        shift = out[..., self.channels:]
-        return log_scale, shift
+        log_scale, shift = split_channels(out, self.channels)
+        return soft_clamp(log_scale, self.clamp), shift
 
     def get_config(self):
         return {**super().get_config(), "channels": self.channels,

@@ -155,6 +155,31 @@ def test_split_separates_the_kept_half_from_the_latent():
     np.testing.assert_array_equal(to_np(plain.forward_and_log_det(x, c)[0]), x)
 
 
+def test_split_channels_is_the_two_slices_and_passes_gradients_back():
+    import keras
+    from keras import ops
+
+    from cinn.blocks.base import split_channels
+    x = np.arange(2 * 3 * 5, dtype="float32").reshape(2, 3, 5)
+    first, rest = split_channels(ops.convert_to_tensor(x), 2)
+    np.testing.assert_array_equal(to_np(first), x[..., :2])
+    np.testing.assert_array_equal(to_np(rest), x[..., 2:])
+    def loss(v):
+        return ops.sum(split_channels(v, 2)[1] * 3.0)
+
+    if keras.backend.backend() == "jax":
+        import jax
+        g = jax.grad(loss)(ops.convert_to_tensor(x))
+    else:
+        import tensorflow as tf
+        v = tf.Variable(x)
+        with tf.GradientTape() as tape:
+            out = loss(v)
+        g = tape.gradient(out, v)
+    expected = np.concatenate([np.zeros_like(x[..., :2]), np.full_like(x[..., 2:], 3.0)], -1)
+    np.testing.assert_array_equal(to_np(g), expected)
+
+
 def test_soft_clamp_bounds_scales():
     s = np.array([-1e6, -10.0, 0.0, 0.5, 10.0, 1e6], "float32")
     out = to_np(B.soft_clamp(s, 2.0))

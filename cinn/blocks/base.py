@@ -39,6 +39,14 @@ def soft_clamp(s, clamp):
     return clamp * _TWO_OVER_PI * ops.arctan(s / clamp)
 
 
+def split_channels(x, k):
+    """``(x[..., :k], x[..., k:])`` as one split op: its gradient is a concatenation,
+    where two slices' gradients would each pad a zero tensor of the full size
+    (TensorFlow's ``StridedSliceGrad`` cost a tenth of a training step)."""
+    first, rest = ops.split(x, [k], axis=-1)
+    return first, rest
+
+
 def sum_except_batch(x):
     """Sum over every axis but the first: per-sample totals, shape ``(batch,)``."""
     if len(x.shape) == 1:

@@ -2,7 +2,7 @@
 import keras
 from keras import ops
 
-from cinn.blocks.base import InvertibleLayer, sum_except_batch
+from cinn.blocks.base import InvertibleLayer, split_channels, sum_except_batch
 from cinn.subnets import AffineParams, check_subnet, concat_condition, subnet_config
 
 
@@ -38,13 +38,13 @@ class AffineCoupling(InvertibleLayer):
         return self.params(concat_condition(x1, c))
 
     def _forward(self, x, c):
-        x1, x2 = x[..., : self.split_at], x[..., self.split_at:]
+        x1, x2 = split_channels(x, self.split_at)
         s, t = self._st(x1, c)
         y2 = x2 * ops.exp(s) + t
         return ops.concatenate([x1, y2], axis=-1), sum_except_batch(s)
 
     def _inverse(self, y, c):
-        y1, y2 = y[..., : self.split_at], y[..., self.split_at:]
+        y1, y2 = split_channels(y, self.split_at)
         s, t = self._st(y1, c)
         x2 = (y2 - t) * ops.exp(-s)
         return ops.concatenate([y1, x2], axis=-1), -sum_except_batch(s)

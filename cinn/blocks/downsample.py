@@ -38,16 +38,23 @@ class _Downsample2x(InvertibleLayer):
         super()._check_inputs(x, c, inverse)
 
 
-def _quads(x):
-    return x[:, 0::2, 0::2], x[:, 0::2, 1::2], x[:, 1::2, 0::2], x[:, 1::2, 1::2]
+def _space_to_depth(x):
+    """(B, H, W, C) -> (B, H/2, W/2, 4C), the channel blocks the top-left,
+    top-right, bottom-left and bottom-right pixel of each 2x2 cell. One reshape,
+    transpose, reshape: its gradient is the same (strided slices' gradients would
+    each pad a zero tensor of the full size)."""
+    bsz, h, w, ch = ops.shape(x)
+    y = ops.reshape(x, (bsz, h // 2, 2, w // 2, 2, ch))
+    y = ops.transpose(y, (0, 1, 3, 2, 4, 5))
+    return ops.reshape(y, (bsz, h // 2, w // 2, 4 * ch))
 
 
-def _interleave(a, b, c, d):
-    """Inverse of ``_quads``: place four (B, h, w, C) grids on a (B, 2h, 2w, C) one."""
-    bsz, h, w, ch = ops.shape(a)[0], ops.shape(a)[1], ops.shape(a)[2], ops.shape(a)[3]
-    top = ops.reshape(ops.stack([a, b], axis=3), (bsz, h, 2 * w, ch))
-    bottom = ops.reshape(ops.stack([c, d], axis=3), (bsz, h, 2 * w, ch))
-    return ops.reshape(ops.stack([top, bottom], axis=2), (bsz, 2 * h, 2 * w, ch))
+def _depth_to_space(y):
+    """Inverse of ``_space_to_depth``."""
+    bsz, h, w, ch4 = ops.shape(y)
+    x = ops.reshape(y, (bsz, h, w, 2, 2, ch4 // 4))
+    x = ops.transpose(x, (0, 1, 3, 2, 4, 5))
+    return ops.reshape(x, (bsz, 2 * h, 2 * w, ch4 // 4))
 
 
 @keras.saving.register_keras_serializable(package="cinn")
@@ -56,12 +63,10 @@ class Squeeze(_Downsample2x):
     top-left, top-right, bottom-left, bottom-right. A permutation: log-det 0."""
 
     def _forward(self, x, c):
-        return ops.concatenate(_quads(x), axis=-1), zeros_per_sample(x)
+        return _space_to_depth(x), zeros_per_sample(x)
 
     def _inverse(self, y, c):
-        ch = y.shape[-1] // 4
-        parts = [y[..., i * ch:(i + 1) * ch] for i in range(4)]
-        return _interleave(*parts), zeros_per_sample(y)
+        return _depth_to_space(y), zeros_per_sample(y)
 
 
 @keras.saving.register_keras_serializable(package="cinn")
@@ -71,7 +76,7 @@ class HaarDownsample(_Downsample2x):
     log-det 0; the low-pass block comes first and is what a later split keeps."""
 
     def _forward(self, x, c):
-        a, b, cc, d = _quads(x)
+        a, b, cc, d = ops.split(_space_to_depth(x), 4, axis=-1)
         ll = (a + b + cc + d) * 0.5
         lh = (a - b + cc - d) * 0.5
         hl = (a + b - cc - d) * 0.5
@@ -79,10 +84,9 @@ class HaarDownsample(_Downsample2x):
         return ops.concatenate([ll, lh, hl, hh], axis=-1), zeros_per_sample(x)
 
     def _inverse(self, y, c):
-        ch = y.shape[-1] // 4
-        ll, lh, hl, hh = (y[..., i * ch:(i + 1) * ch] for i in range(4))
+        ll, lh, hl, hh = ops.split(y, 4, axis=-1)
         a = (ll + lh + hl + hh) * 0.5
         b = (ll - lh + hl - hh) * 0.5
         cc = (ll + lh - hl - hh) * 0.5
         d = (ll - lh - hl + hh) * 0.5
-        return _interleave(a, b, cc, d), zeros_per_sample(y)
+        return _depth_to_space(ops.concatenate([a, b, cc, d], axis=-1)), zeros_per_sample(y)

@@ -2,7 +2,7 @@
 import keras
 from keras import ops
 
-from cinn.blocks.base import InvertibleLayer, sum_except_batch, zeros_per_sample
+from cinn.blocks.base import InvertibleLayer, split_channels, sum_except_batch, zeros_per_sample
 from cinn.subnets import AffineParams, check_subnet, concat_condition, subnet_config
 
 
@@ -42,7 +42,7 @@ class Split(InvertibleLayer):
 
     def separate(self, y):
         """``y -> (kept, z)``: the half that flows on, the half for the latent."""
-        return y[..., : self.keep], y[..., self.keep:]
+        return split_channels(y, self.keep)
 
     def join(self, kept, z):
         """``(kept, z) -> y``, the inverse of ``separate``."""
