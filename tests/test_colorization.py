@@ -149,8 +149,20 @@ def test_datasets_skip_grey_files_and_scale(tmp_path):
     assert xv.shape == (1, 32, 32, 2)
 
 
+def _plain_and_augmented_datasets(folder, **augment):
+    """``make_datasets`` on six small pictures in ``folder``, without and with the
+    ``data`` options ``augment``: two (train, validation) pairs of the same crops."""
+    from apps.colorization.data import make_datasets
+
+    for i in range(6):
+        cv2.imwrite(str(folder / f"c{i}.png"), picture(40, 50, seed=i))
+    data = {"crop": 32, "batch_size": 4, "steps_per_epoch": 3, "val_images": 1}
+    return (make_datasets(folder, {"data": data}, seed=0),
+            make_datasets(folder, {"data": {**data, **augment}}, seed=0))
+
+
 def test_saturation_augmentation_scales_ab_only(tmp_path):
-    from apps.colorization.data import make_datasets, to_pair
+    from apps.colorization.data import to_pair
 
     rgb = np.stack([picture(16, 16, seed=i) for i in range(3)])
     x, c = to_pair(rgb)
@@ -163,16 +175,38 @@ def test_saturation_augmentation_scales_ab_only(tmp_path):
     for bad in ([0, 1], [2, 1], [1], "x", [1, float("inf")]):
         with pytest.raises(ValueError, match="data.saturation"):
             to_pair(rgb, saturation=bad)
-    for i in range(6):
-        cv2.imwrite(str(tmp_path / f"c{i}.png"), picture(40, 50, seed=i))
-    data = {"crop": 32, "batch_size": 4, "steps_per_epoch": 3, "val_images": 1}
-    plain, val = make_datasets(tmp_path, {"data": data}, seed=0)
-    sat, val_sat = make_datasets(tmp_path, {"data": {**data, "saturation": [3, 3]}}, seed=0)
+    (plain, val), (sat, val_sat) = _plain_and_augmented_datasets(tmp_path, saturation=[3, 3])
     (x, c), = plain[0]
     (xs, cs), = sat[0]
     np.testing.assert_allclose(xs, 3 * x, rtol=1e-6)   # same crops, scaled ab
     np.testing.assert_array_equal(cs, c)
     np.testing.assert_array_equal(val_sat[0][0][0], val[0][0][0])  # validation never scaled
+
+
+def test_hue_augmentation_rotates_ab_per_crop_and_keeps_chroma(tmp_path):
+    from apps.colorization.data import to_pair
+
+    rgb = np.stack([picture(16, 16, seed=i) for i in range(4)])
+    x, c = to_pair(rgb)
+    np.testing.assert_array_equal(to_pair(rgb, np.random.default_rng(0), hue=0)[0], x)
+    xh, ch = to_pair(rgb, np.random.default_rng(0), hue=90)
+    np.testing.assert_array_equal(ch, c)
+    np.testing.assert_allclose(np.hypot(*np.moveaxis(xh, -1, 0)),
+                               np.hypot(*np.moveaxis(x, -1, 0)), rtol=1e-5, atol=1e-6)
+    # one angle per crop: the rotation from x to xh is the same at every pixel of a crop
+    z, zh = x[..., 0] + 1j * x[..., 1], xh[..., 0] + 1j * xh[..., 1]
+    first = []
+    for k in range(len(x)):
+        coloured = np.abs(z[k]) > 0.05   # angles of (near) grey pixels are noise
+        angle = np.angle(zh[k][coloured] / z[k][coloured])
+        np.testing.assert_allclose(angle, angle[0], atol=1e-3)
+        first.append(angle[0])
+    assert np.all(np.abs(first) <= np.pi / 2 + 1e-6) and np.ptp(first) > 0
+    for bad in (-1, 181, "x", [1, 2]):
+        with pytest.raises(ValueError, match="data.hue"):
+            to_pair(rgb, hue=bad)
+    (_, val), (_, val_rot) = _plain_and_augmented_datasets(tmp_path, hue=30)
+    np.testing.assert_array_equal(val_rot[0][0][0], val[0][0][0])  # validation never rotated
 
 
 # -- command line ----------------------------------------------------------------------

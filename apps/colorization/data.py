@@ -14,7 +14,7 @@ from apps.common.data import CropDataset, FixedDataset, center_crops, load_folde
 from apps.common.images import is_greyscale
 
 DATA_DEFAULTS = {"crop": 64, "batch_size": 16, "steps_per_epoch": 100, "val_images": 16,
-                 "limit": None, "saturation": None}
+                 "limit": None, "saturation": None, "hue": None}
 
 
 def check_saturation(saturation):
@@ -30,19 +30,39 @@ def check_saturation(saturation):
     return lo, hi
 
 
-def to_pair(rgb_uint8, rng=None, saturation=None):
+def check_hue(hue):
+    """``None`` or the largest hue rotation in degrees, a float in ``[0, 180]``."""
+    if hue is None:
+        return None
+    try:
+        degrees = float(hue)
+    except (TypeError, ValueError):
+        degrees = float("nan")
+    if not 0 <= degrees <= 180:
+        raise ValueError(f"data.hue must be a number of degrees in [0, 180], got {hue!r}")
+    return degrees
+
+
+def to_pair(rgb_uint8, rng=None, saturation=None, hue=None):
     """uint8 RGB crops (B, H, W, 3) -> float32 ``(ab / 100, L / 50 - 1)``.
 
-    ``saturation=(lo, hi)`` (training crops): each crop's ab scaled by its own factor,
-    drawn log-uniformly from ``[lo, hi]`` with ``rng``; L is unchanged.
+    Training crops only: ``saturation=(lo, hi)``: each crop's ab scaled by its own
+    factor, drawn log-uniformly from ``[lo, hi]``; ``hue=h``: each crop's ab rotated
+    by its own angle, uniform in ``[-h, h]`` degrees (both with ``rng``); L is unchanged.
     """
     c, x = split_lab(rgb_uint8)
     x = np.asarray(ops.convert_to_numpy(x), "float32")
-    saturation = check_saturation(saturation)
+    saturation, hue = check_saturation(saturation), check_hue(hue)
+    if rng is None and (saturation is not None or hue):
+        rng = np.random.default_rng()
     if saturation is not None:
-        rng = np.random.default_rng() if rng is None else rng
         scale = np.exp(rng.uniform(*np.log(saturation), size=len(x)))
         x = x * scale.astype("float32")[:, None, None, None]
+    if hue:
+        angle = np.deg2rad(rng.uniform(-hue, hue, size=len(x)))[:, None, None]
+        cos, sin = np.cos(angle).astype("float32"), np.sin(angle).astype("float32")
+        a, b = x[..., 0], x[..., 1]
+        x = np.stack([a * cos - b * sin, a * sin + b * cos], axis=-1)
     return x, np.asarray(ops.convert_to_numpy(c), "float32")
 
 
@@ -52,7 +72,8 @@ def load_colour_images(folder, limit=None):
 
 
 def make_datasets(data_dir, cfg, seed=0):
-    """Training (random crops + flips; ``data.saturation``: ab scaled per crop) and
+    """Training (random crops + flips; ``data.saturation`` / ``data.hue``: ab scaled /
+    rotated per crop) and
     validation (centre crops of held-out images, never scaled) ``PyDataset``s for
     ``model.fit``."""
     d = {**DATA_DEFAULTS, **cfg.get("data", {})}
@@ -62,7 +83,8 @@ def make_datasets(data_dir, cfg, seed=0):
     order = rng.permutation(len(images))
     val = [images[i] for i in order[:n_val]]
     train = [images[i] for i in order[n_val:]]
-    make_pair = functools.partial(to_pair, saturation=check_saturation(d["saturation"]))
+    make_pair = functools.partial(to_pair, saturation=check_saturation(d["saturation"]),
+                                  hue=check_hue(d["hue"]))
     train_ds = CropDataset(train, make_pair, d["crop"], d["batch_size"], d["steps_per_epoch"],
                            seed=seed)
     val_ds = None
