@@ -291,7 +291,7 @@ def test_cli_plain_flow_is_not_an_app_model(tmp_path, capsys):
 
 
 # -- app-level serving signatures ----------------------------------------------------
-def _tiny_app_model(app, base="bicubic"):
+def _tiny_app_model(app, base="bicubic", tmp_path=None):
     if app == "colorization":
         from apps.colorization.model import build_model
 
@@ -302,6 +302,13 @@ def _tiny_app_model(app, base="bicubic"):
 
         cfg = {"levels": 2, "blocks": 1, "hidden": 8, "cond_channels": 4, "cond_hidden": 8,
                "cond_blocks": 1}
+        if base == "learned_fill":  # the flow around a (random) L2 fill net
+            from helpers import randomize
+
+            fill = build_model({"type": "regressor", "cond_widths": [4, 6], "cond_blocks": 1})
+            randomize(fill, 0.1, seed=3)
+            fill.save(tmp_path / "fill.keras")
+            cfg["fill_init"] = str(tmp_path / "fill.keras")
     else:
         from apps.superres.model import build_model
 
@@ -357,9 +364,10 @@ def _app_case(app, model, sig):
 @pytest.mark.parametrize("app,signature,base", [("colorization", "colorize", None),
                                                 ("superres", "upscale", "bicubic"),
                                                 ("superres", "upscale", "consistent"),
-                                                ("inpainting", "inpaint", None)])
+                                                ("inpainting", "inpaint", None),
+                                                ("inpainting", "inpaint", "learned_fill")])
 def test_app_export_matches_the_command_line(tmp_path, capsys, app, signature, base):
-    model = _tiny_app_model(app, base)
+    model = _tiny_app_model(app, base, tmp_path)
     model.save(tmp_path / "model.keras")
     code, err = _cli(["export", app, "--weights", str(tmp_path / "model.keras"),
                       "--out", str(tmp_path / "saved")], capsys)

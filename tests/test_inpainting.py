@@ -205,3 +205,83 @@ def test_unet_condition_net_option(tmp_path):
     np.testing.assert_array_equal(again, out)
     with pytest.raises(ValueError, match="cond_net must be one of"):
         build_model({**TINY, "cond_net": "resnet"})
+
+
+# -- the learned fill (apps/inpainting/regressor.py) ---------------------------------------
+TINY_L2 = {"type": "regressor", "cond_widths": [4, 6], "cond_blocks": 1}
+
+
+@pytest.fixture(scope="module")
+def regressor_file(tmp_path_factory):
+    net = build_model(TINY_L2)
+    randomize(net, scale=0.1, seed=3)
+    path = tmp_path_factory.mktemp("l2") / "l2.keras"
+    net.save(path)
+    return path
+
+
+def test_regressor_predicts_only_the_hole_and_its_loss_is_the_hole_mse():
+    from apps.inpainting.regressor import InpaintingRegressor
+    from apps.inpainting.task import make_pair
+    from keras import ops
+
+    net = build_model(TINY_L2)
+    assert isinstance(net, InpaintingRegressor) and net.multiple == 4
+    c0 = np.random.default_rng(0).uniform(-0.5, 0.5, (1, 8, 8, 4)).astype("float32")
+    assert np.all(ops.convert_to_numpy(net.predict_residual(c0)) == 0)    # starts as Telea
+    randomize(net, scale=0.1, seed=4)
+    x, c = make_pair(np.stack([picture(16, 16, s) for s in range(2)]), np.random.default_rng(1))
+    pred = ops.convert_to_numpy(net((x, c)))
+    hole = c[..., 3:] > 0.5
+    assert pred.shape == x.shape and np.all(pred[~np.broadcast_to(hole, pred.shape)] == 0)
+    assert np.abs(pred[np.broadcast_to(hole, pred.shape)]).max() > 0
+    want = ((pred - x) ** 2)[np.broadcast_to(hole, x.shape)].mean()      # noise outside: ignored
+    got = float(ops.convert_to_numpy(net.compute_loss(x=(x, c), y_pred=ops.convert_to_tensor(pred))))
+    assert got == pytest.approx(want, rel=1e-4)
+    with pytest.raises(Exception, match="model.type must be 'flow' or 'regressor'"):
+        build_model({"type": "gan"})
+
+
+def test_regressor_as_weights_gives_one_completion_n_times(regressor_file):
+    from apps.common.pretrained import load_model
+
+    net = load_model("inpainting", regressor_file)
+    rgb, mask = picture(13, 15, 5), box_mask((13, 15), (3, 2, 7, 6))
+    out = inpaint(net, rgb, mask, n=3, temperature=0.8, seed=0)
+    assert out.shape == (3, 13, 15, 3) and all(np.array_equal(o, out[0]) for o in out)
+    assert np.array_equal(out[0][~mask], rgb[~mask])
+
+
+def test_flow_around_the_learned_fill(regressor_file, tmp_path):
+    """``fill_init``: the regressor is frozen inside the flow, refines the fill the flow
+    is conditioned on (training pairs and sampling alike) and survives a .keras round
+    trip; a flow file as ``fill_init`` is refused."""
+    import keras
+
+    from apps.common.pretrained import load_model
+    from apps.inpainting.evaluate import evaluate_images
+    from apps.inpainting.model import fill_hole, learned_fill, prepare, to_flow
+    from cinn.errors import CinnError
+
+    m = build_model({**TINY, "fill_init": str(regressor_file)})
+    assert m.fill_net is not None and not m.fill_net.trainable
+    assert not any(v.path.startswith(m.fill_net.name) for v in m.trainable_variables)
+    randomize(m, scale=0.05, seed=5)
+    rgb, mask = picture(16, 16, 6), box_mask((16, 16), (4, 4, 8, 8))
+    fill = learned_fill(m.fill_net, rgb, mask)
+    assert not np.array_equal(fill, fill_hole(rgb, mask)) and np.array_equal(fill[~mask], rgb[~mask])
+    x, c = prepare(rgb[None], mask[None], 0, m.fill_net)              # condition: the learned fill
+    np.testing.assert_allclose(c[0, ..., :3], to_flow(fill), atol=1 / 255)
+    out = inpaint(m, rgb, mask, n=2, temperature=0.8, seed=0)
+    assert all(np.array_equal(o[~mask], rgb[~mask]) for o in out)
+    path = tmp_path / "flow_l2.keras"
+    m.save(path)
+    again = keras.saving.load_model(path)
+    np.testing.assert_array_equal(inpaint(again, rgb, mask, n=2, temperature=0.8, seed=0), out)
+    r = evaluate_images(again, [rgb], n=2, temperature=0.5)
+    assert "psnr_fill" in r and "psnr_fill" not in evaluate_images(build_model(TINY), [rgb], n=1)
+    flow = tmp_path / "flow.keras"
+    build_model(TINY).save(flow)
+    with pytest.raises(CinnError, match="must be an inpainting regressor"):
+        build_model({**TINY, "fill_init": str(flow)})
+    assert load_model("inpainting", path).fill_net is not None

@@ -11,13 +11,14 @@ units); training runs through ``cinn train colorization`` like the flow (config
 ``model: {type: regressor, ...}``, ``configs/colorization_l2.yaml``), so
 checkpoints, resuming, ``--init`` and the NaN guard apply unchanged.
 
-It mimics the part of the ``ConditionalINN`` interface that the training loop,
-``cinn colorize`` and the evaluation use: ``sample`` and ``sample_chunks`` return the
-one prediction ``n`` times (temperature and seed are ignored), ``multiple``, ``app``.
+``apps.common.regressor.Regressor`` gives it the part of the ``ConditionalINN``
+interface that the training loop, ``cinn colorize`` and the evaluation use (the one
+prediction ``n`` times); ``multiple`` the padding.
 """
 import keras
 from keras import ops
 
+from apps.common.regressor import Regressor
 from cinn.conditioning import depth_to_space, space_to_depth, upsample_bilinear_2x
 from cinn.distribute import scale_loss_for_replicas
 
@@ -85,13 +86,12 @@ class MeanHead(keras.layers.Layer):
 
 
 @keras.saving.register_keras_serializable(package="cinn_apps")
-class ColorizationRegressor(keras.Model):
+class ColorizationRegressor(Regressor):
     """ab = f(L) with ``cond_net`` (features at H/2, H/4, ... of the input) and a
     small fusion head; trained by L2. Inputs ``(x, c)`` with x = ab / 100 (the
     target, used only by the loss) and c = L / 50 - 1, like the flow's."""
 
     app = "colorization"
-    image = True
 
     def __init__(self, cond_net, head_hidden=32, multiple=8, **kwargs):
         super().__init__(**kwargs)
@@ -106,10 +106,6 @@ class ColorizationRegressor(keras.Model):
     def multiple(self):
         """Height and width of inputs must be multiples of this (pad, then crop)."""
         return self._multiple
-
-    @property
-    def is_initialized(self):  # nothing data-dependent (the training loop asks)
-        return True
 
     def build(self, input_shape=None):
         if self.built:
@@ -126,36 +122,14 @@ class ColorizationRegressor(keras.Model):
         fused = fuse_levels(feats, self.cond_net.scales, h0, w0)
         return depth_to_space(self.out(self.fuse(fused)))
 
-    def call(self, inputs, training=False):
-        _, c = inputs
-        return self.predict_ab(c)
-
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
         target = ops.convert_to_tensor(x[0], dtype=y_pred.dtype)
         loss = ops.mean(ops.square(y_pred - target))
         return scale_loss_for_replicas(loss)  # summed over tf.distribute replicas
 
-    def sample(self, c, n=1, temperature=None, seed=None, batch_size=None, **_):
-        """The prediction ``n`` times: shape (B, n, H, W, 2) (a deterministic model)."""
-        ab = self.predict_ab(c)
-        return ops.repeat(ab[:, None], int(n), axis=1)
-
-    def sample_chunks(self, c, n=1, temperature=None, seed=None, batch_size=None, **_):
-        """``sample`` as chunks of at most ``batch_size`` rows ``(m, H, W, 2)``, row
-        ``b * n + i`` being condition ``b``'s prediction (the flow's interface)."""
-        ab = self.predict_ab(c)
-        rows = ops.repeat(ab, int(n), axis=0)
-        total = int(ops.shape(rows)[0])
-        step = int(batch_size) if batch_size else total
-        for i in range(0, total, step):
-            yield rows[i:i + step]
+    def prediction(self, c):
+        return self.predict_ab(c)
 
     def get_config(self):
         return {"name": self.name, "cond_net": keras.saving.serialize_keras_object(self.cond_net),
                 "head_hidden": self.head_hidden, "multiple": self._multiple}
-
-    @classmethod
-    def from_config(cls, config):
-        config = dict(config)
-        config["cond_net"] = keras.saving.deserialize_keras_object(config["cond_net"])
-        return cls(**config)

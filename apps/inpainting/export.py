@@ -86,6 +86,9 @@ def serving_functions(model, raw):
         shape = tf.shape(image)
         f = tf.cast(filled, tf.float32) / 255.0 - 0.5                      # to_flow
         f, m = pad_to_multiple(f, multiple), pad_to_multiple(missing, multiple)
+        if getattr(model, "fill_net", None) is not None:  # the learned fill (regressor.py)
+            f = tf.clip_by_value(f + model.fill_net.predict_residual(tf.concat([f, m], axis=-1)),
+                                 -0.5, 0.5)
         residual, _ = sample_with_seed(model, raw["sample"], tf.concat([f, m], axis=-1),
                                        num_samples, temperature, seed)
         out = to_uint8((residual + f[:, None])[:, :, :shape[1], :shape[2]], offset=0.5)

@@ -15,7 +15,7 @@ import numpy as np
 
 from apps.common.images import pad_to_multiple
 from apps.common.tiling import decode_strips, strip_features
-from apps.inpainting.model import fill_hole, from_flow, make_condition, to_flow
+from apps.inpainting.model import fill_hole, from_flow, make_condition, refine_fill, to_flow
 from cinn.errors import CinnError
 from cinn.sampling import check_sampling
 
@@ -75,6 +75,7 @@ def iter_inpaint(model, rgb, mask, n=8, temperature=0.8, seed=0, batch_size=None
     mult = 2 ** model.num_down
     filled, _ = pad_to_multiple(to_flow(fill_hole(rgb, mask)), mult)
     m, _ = pad_to_multiple(mask, mult)
+    filled = refine_fill(getattr(model, "fill_net", None), filled[None], m[None])[0]
     c = make_condition(filled, m)[None]
     known = filled[:h, :w]
     for residual in model.sample_chunks(c, n=n, temperature=temperature, seed=seed,

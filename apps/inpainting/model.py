@@ -21,6 +21,7 @@ import numpy as np
 
 import cinn
 from apps.common.condnet import build_cond_net
+from apps.inpainting.regressor import InpaintingRegressor
 
 APP = "inpainting"
 
@@ -38,14 +39,41 @@ DEFAULTS = {
     "split": "prior",       # factor half the channels out after each level but the last
     "clamp": 2.0,
     "seed": 0,
+    "type": "flow",         # "flow": the cINN; "regressor": the L2 U-Net (regressor.py)
+    "fill_init": None,      # flow: an InpaintingRegressor .keras file whose prediction
+                            # refines the Telea fill (frozen, stored in the model)
 }
 
 
 @keras.saving.register_keras_serializable(package="cinn_apps")
 class InpaintingINN(cinn.ConditionalINN):
-    """A ``ConditionalINN`` marked as the inpainting app's model."""
+    """A ``ConditionalINN`` marked as the inpainting app's model. ``fill_net``: an
+    optional, frozen ``InpaintingRegressor`` that refines the Telea fill before the
+    flow sees it (``refine_fill``); it is stored in the model file."""
 
     app = APP
+
+    def __init__(self, *args, fill_net=None, **kwargs):
+        if fill_net is not None:
+            fill_net.trainable = False
+        self._fill_net_arg = fill_net  # taken by build(), which the base __init__ calls
+        super().__init__(*args, **kwargs)
+
+    def build(self, input_shape=None):
+        if not self.built:  # state is locked once built: add the sub-model first
+            self.fill_net = self._fill_net_arg
+        super().build(input_shape)
+
+    def get_config(self):
+        return {**super().get_config(), "fill_net": None if self.fill_net is None else
+                keras.saving.serialize_keras_object(self.fill_net)}
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        if config.get("fill_net") is not None:
+            config["fill_net"] = keras.saving.deserialize_keras_object(config["fill_net"])
+        return super().from_config(config)
 
 
 def build_model(cfg=None):
@@ -56,13 +84,33 @@ def build_model(cfg=None):
         raise cinn.CinnError(f"unknown inpainting model option(s) {sorted(unknown)}; "
                              f"known: {sorted(DEFAULTS)}")
     n = int(cfg["levels"])
+    if cfg["type"] == "regressor":
+        net = build_cond_net({**cfg, "cond_net": "unet", "cond_channels": 12}, [0],
+                             name="fill_unet")
+        return InpaintingRegressor(net, num_down=len(net.widths), name="inpainting_l2")
+    if cfg["type"] != "flow":
+        raise cinn.CinnError(f"model.type must be 'flow' or 'regressor', got {cfg['type']!r}")
     subnet = {"type": "conv", "hidden": int(cfg["hidden"]), "depth": 2}
     levels = [{"downsample": "haar", "blocks": int(cfg["blocks"]), "subnet": subnet,
                "split": cfg["split"] if i < n - 1 else None} for i in range(n)]
     cond_net = build_cond_net(cfg, [-(i + 1) for i in range(n)])
     return InpaintingINN(x_shape=(None, None, 3), cond_shape=(None, None, 4), levels=levels,
                          cond_net=cond_net, clamp=float(cfg["clamp"]), bin_width=1 / 255,
-                         seed=int(cfg["seed"]), name="inpainting_inn")
+                         seed=int(cfg["seed"]), fill_net=load_fill_net(cfg["fill_init"]),
+                         name="inpainting_inn")
+
+
+def load_fill_net(path):
+    """The ``InpaintingRegressor`` in the ``.keras`` file ``path`` (``None``: none)."""
+    if not path:
+        return None
+    from apps.common.pretrained import load_model
+
+    net = load_model(APP, path)
+    if not isinstance(net, InpaintingRegressor):
+        raise cinn.CinnError(f"{path}: model.fill_init must be an inpainting regressor "
+                             f"(type: regressor), got {type(net).__name__}")
+    return net
 
 
 def to_flow(rgb):
@@ -109,7 +157,32 @@ def make_target(x, filled, mask, rng):
     return np.where(m, np.asarray(x, np.float32) - filled, noise).astype(np.float32)
 
 
-def prepare(rgb, masks, rng):
-    """uint8 images (B, H, W, 3) and bool masks (B, H, W) -> ``(x, c)`` for training."""
+def refine_fill(fill_net, filled, mask):
+    """Flow-scaled fills (B, H, W, 3) plus ``fill_net``'s predicted residual in the
+    hole (``mask``: bool (B, H, W)), kept in the image range [-0.5, 0.5]; unchanged
+    when ``fill_net`` is ``None``."""
+    if fill_net is None:
+        return filled
+    from keras import ops
+
+    residual = ops.convert_to_numpy(fill_net.predict_residual(make_condition(filled, mask)))
+    return np.clip(np.asarray(filled, np.float32) + residual, -0.5, 0.5).astype(np.float32)
+
+
+def learned_fill(fill_net, rgb, mask):
+    """uint8 (H, W, 3) image with its ``mask`` pixels filled by Telea refined by
+    ``fill_net`` (the flow's centre; its deterministic prediction); known pixels kept."""
+    from apps.common.images import pad_to_multiple
+
+    filled, (h, w) = pad_to_multiple(to_flow(fill_hole(rgb, mask)), 2)
+    m, _ = pad_to_multiple(np.asarray(mask, bool), 2)
+    out = from_flow(refine_fill(fill_net, filled[None], m[None])[0, :h, :w])
+    return np.where(np.asarray(mask, bool)[..., None], out, rgb)
+
+
+def prepare(rgb, masks, rng, fill_net=None):
+    """uint8 images (B, H, W, 3) and bool masks (B, H, W) -> ``(x, c)`` for training
+    (the Telea fill refined by ``fill_net`` when given)."""
     filled = to_flow(np.stack([fill_hole(im, m) for im, m in zip(rgb, masks)]))
+    filled = refine_fill(fill_net, filled, masks)
     return make_target(to_flow(rgb), filled, masks, rng), make_condition(filled, masks)

@@ -1,4 +1,6 @@
 """``cinn train inpainting``: training data and model (evaluation: ``apps.inpainting.evaluate``)."""
+from functools import partial
+
 import numpy as np
 
 from apps.common.data import CropDataset, FixedDataset, center_crops, load_folder
@@ -8,9 +10,9 @@ from apps.inpainting.masks import random_masks
 build_model = M.build_model
 
 
-def make_pair(crops, rng):
+def make_pair(crops, rng, fill_net=None):
     """uint8 crops (B, S, S, 3) -> ``(x, c)`` with random masks (see ``model.prepare``)."""
-    return M.prepare(crops, random_masks(len(crops), crops.shape[1:3], rng), rng)
+    return M.prepare(crops, random_masks(len(crops), crops.shape[1:3], rng), rng, fill_net)
 
 
 def make_datasets(data_dir, cfg, seed=0):
@@ -18,14 +20,15 @@ def make_datasets(data_dir, cfg, seed=0):
     centre crops with fixed seeded masks of the last ``val_images`` images (validation)."""
     d = cfg["data"]
     crop, batch = int(d.get("crop", 64)), int(d.get("batch_size", 16))
+    pair = partial(make_pair, fill_net=M.load_fill_net(cfg.get("model", {}).get("fill_init")))
     images = load_folder(data_dir, min_size=8)
     n_val = min(int(d.get("val_images", 16)), len(images) // 5)
     train_imgs, val_imgs = (images[:-n_val], images[-n_val:]) if n_val else (images, [])
-    train = CropDataset(train_imgs, make_pair, crop, batch, int(d.get("steps_per_epoch", 200)),
+    train = CropDataset(train_imgs, pair, crop, batch, int(d.get("steps_per_epoch", 200)),
                         seed=seed)
     if not val_imgs:
         return train, None
-    x, c = make_pair(center_crops(val_imgs, crop), np.random.default_rng([seed, 12345]))
+    x, c = pair(center_crops(val_imgs, crop), np.random.default_rng([seed, 12345]))
     return train, FixedDataset(x, c, batch)
 
 
