@@ -242,7 +242,7 @@ def test_regressor_predicts_only_the_hole_and_its_loss_is_the_hole_mse():
         build_model({"type": "gan"})
 
 
-def test_regressor_as_weights_gives_one_completion_n_times(regressor_file):
+def test_regressor_as_weights_gives_one_completion_n_times(regressor_file, tmp_path, capsys):
     from apps.common.pretrained import load_model
 
     net = load_model("inpainting", regressor_file)
@@ -250,6 +250,10 @@ def test_regressor_as_weights_gives_one_completion_n_times(regressor_file):
     out = inpaint(net, rgb, mask, n=3, temperature=0.8, seed=0)
     assert out.shape == (3, 13, 15, 3) and all(np.array_equal(o, out[0]) for o in out)
     assert np.array_equal(out[0][~mask], rgb[~mask])
+    write_image(tmp_path / "data" / "0.png", rgb)
+    assert main(["evaluate", "inpainting", "--data", str(tmp_path / "data"), "--weights",
+                 str(regressor_file), "-n", "2"]) == 0
+    assert "| L2 regressor (one prediction) single sample" in capsys.readouterr().out
 
 
 def test_flow_around_the_learned_fill(regressor_file, tmp_path):
@@ -285,3 +289,26 @@ def test_flow_around_the_learned_fill(regressor_file, tmp_path):
     with pytest.raises(CinnError, match="must be an inpainting regressor"):
         build_model({**TINY, "fill_init": str(flow)})
     assert load_model("inpainting", path).fill_net is not None
+
+
+def test_large_images_run_the_fill_net_on_a_window_around_the_hole(regressor_file, monkeypatch):
+    """Over ``FILL_WINDOW_PIXELS`` the fill net sees the hole's window only: the same
+    fill as a run on that window alone, nothing changed outside the hole."""
+    from apps.inpainting import model as M
+    from apps.common.pretrained import load_model
+
+    net = load_model("inpainting", regressor_file)
+    assert M.hole_window(box_mask((300, 400), (100, 50, 40, 20))) == (0, 134, 36, 204)
+    rgb = picture(96, 80, 7)
+    mask = box_mask((96, 80), (60, 30, 6, 8))
+    filled = M.to_flow(M.fill_hole(rgb, mask))[None]
+    whole = M.refine_fill(net, filled, mask[None])
+    y0, y1, x0, x1 = M.hole_window(mask, margin=8)
+    alone = M.refine_fill(net, filled[:, y0:y1, x0:x1], mask[None, y0:y1, x0:x1])
+    monkeypatch.setattr(M, "FILL_WINDOW_PIXELS", 100)
+    monkeypatch.setattr(M, "hole_window", lambda m: (y0, y1, x0, x1))
+    windowed = M.refine_fill(net, filled, mask[None])
+    np.testing.assert_allclose(windowed[:, y0:y1, x0:x1], alone, atol=1e-6)
+    np.testing.assert_array_equal(windowed[:, ~mask], filled[:, ~mask])
+    assert not np.allclose(windowed[:, mask], filled[:, mask])
+    assert whole.shape == windowed.shape

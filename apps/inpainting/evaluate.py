@@ -11,6 +11,7 @@ import numpy as np
 
 from apps.common.data import center_crops, load_folder
 from apps.common.pretrained import load_model
+from apps.common.regressor import Regressor
 from apps.inpainting.infer import inpaint
 from apps.inpainting.masks import random_mask
 from apps.inpainting.model import fill_hole, learned_fill
@@ -72,14 +73,14 @@ def evaluate_images(model, images, n=8, temperature=0.8, seed=0):
     return {k: float(np.mean(v)) for k, v in rows.items() if v}
 
 
-def format_table(r, n, temperature):
+def format_table(r, n, temperature, name="cINN"):
     return "\n".join([
         "| method | hole PSNR (dB) | hole SSIM |",
         "| --- | --- | --- |",
-        f"| cINN best of {n} (T={temperature}) | {r['psnr_best']:.2f} | {r['ssim_best']:.3f} |",
-        f"| cINN single sample (T={temperature}) | {r['psnr_single']:.2f} | "
+        f"| {name} best of {n} (T={temperature}) | {r['psnr_best']:.2f} | {r['ssim_best']:.3f} |",
+        f"| {name} single sample (T={temperature}) | {r['psnr_single']:.2f} | "
         f"{r['ssim_single']:.3f} |",
-        f"| cINN mean of {n} samples | {r['psnr_mean']:.2f} | {r['ssim_mean']:.3f} |",
+        f"| {name} mean of {n} samples | {r['psnr_mean']:.2f} | {r['ssim_mean']:.3f} |",
         f"| OpenCV Telea (`cv2.inpaint`, radius 3) | {r['psnr_telea']:.2f} | "
         f"{r['ssim_telea']:.3f} |",
     ] + ([f"| the model's learned fill (Telea + L2 U-Net; the flow's centre) | "
@@ -108,5 +109,6 @@ def run(args):
     print(f"inpainting on {args.data}: {len(images)} images ({size}), fixed masks "
           f"(seed {args.seed}, boxes and brush strokes, 10-50 % of the image), "
           f"{time.time() - start:.0f} s\n")
-    print(format_table(r, args.num_samples, temperature))
+    name = "L2 regressor (one prediction)" if isinstance(model, Regressor) else "cINN"
+    print(format_table(r, args.num_samples, temperature, name))
     return 0

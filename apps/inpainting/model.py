@@ -157,16 +157,48 @@ def make_target(x, filled, mask, rng):
     return np.where(m, np.asarray(x, np.float32) - filled, noise).astype(np.float32)
 
 
+#: images with more pixels than this run the fill net on a window around the hole only
+#: (its memory then follows the hole, not the photo; smaller images run whole)
+FILL_WINDOW_PIXELS = 2 ** 19
+
+
+def hole_window(mask, margin=64):
+    """``(y0, y1, x0, x1)``: the bounding box of ``mask`` (bool (H, W)) grown by half its
+    size, at least ``margin`` pixels, on every side, within the image; even edges
+    (the fill net works at H/2) except where the image ends."""
+    rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+    h, w = mask.shape
+    grow_y = max(margin, (rows[-1] - rows[0] + 1) // 2)
+    grow_x = max(margin, (cols[-1] - cols[0] + 1) // 2)
+    y0, x0 = max(0, rows[0] - grow_y) // 2 * 2, max(0, cols[0] - grow_x) // 2 * 2
+    y1 = min(h, -(-(rows[-1] + 1 + grow_y) // 2) * 2)
+    x1 = min(w, -(-(cols[-1] + 1 + grow_x) // 2) * 2)
+    return int(y0), int(y1), int(x0), int(x1)
+
+
 def refine_fill(fill_net, filled, mask):
     """Flow-scaled fills (B, H, W, 3) plus ``fill_net``'s predicted residual in the
     hole (``mask``: bool (B, H, W)), kept in the image range [-0.5, 0.5]; unchanged
-    when ``fill_net`` is ``None``."""
+    when ``fill_net`` is ``None``. Images over ``FILL_WINDOW_PIXELS`` pixels: the net
+    sees ``hole_window`` around the hole (the residual is zero outside the hole)."""
     if fill_net is None:
         return filled
     from keras import ops
 
-    residual = ops.convert_to_numpy(fill_net.predict_residual(make_condition(filled, mask)))
-    return np.clip(np.asarray(filled, np.float32) + residual, -0.5, 0.5).astype(np.float32)
+    filled = np.array(filled, np.float32)
+    mask = np.asarray(mask, bool)
+    h, w = mask.shape[1:3]
+    if h * w <= FILL_WINDOW_PIXELS:
+        residual = ops.convert_to_numpy(fill_net.predict_residual(make_condition(filled, mask)))
+        return np.clip(filled + residual, -0.5, 0.5)
+    for i in range(len(filled)):
+        if not mask[i].any():
+            continue
+        y0, y1, x0, x1 = hole_window(mask[i])
+        win = filled[i:i + 1, y0:y1, x0:x1]
+        residual = fill_net.predict_residual(make_condition(win, mask[i:i + 1, y0:y1, x0:x1]))
+        filled[i:i + 1, y0:y1, x0:x1] = np.clip(win + ops.convert_to_numpy(residual), -0.5, 0.5)
+    return filled
 
 
 def learned_fill(fill_net, rgb, mask):

@@ -44,7 +44,7 @@ class InpaintingRegressor(Regressor):
         # stuck at Telea's (measured: 0.98 of Telea's hole MSE after 200 steps, against
         # 0.87 from a zero start). Loading a file overwrites these weights.
         for v in self.cond_net.heads[0].weights:
-            v.assign(ops.zeros_like(v))
+            v.assign(ops.zeros(v.shape, v.dtype))
 
     @property
     def multiple(self):
