@@ -155,7 +155,7 @@ def test_shipped_weights_inpaint_astronaut():
     from apps.common.pretrained import load_model
 
     m = load_model("inpainting")
-    assert isinstance(m, InpaintingINN)
+    assert isinstance(m, InpaintingINN) and m.fill_net is not None     # the learned fill inside
     rgb = (resize(data.astronaut(), (50, 60), anti_aliasing=True) * 255).round().astype(np.uint8)
     mask = box_mask((50, 60), (20, 15, 18, 14))
     with warnings.catch_warnings():

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from apps import SAVED_MODELS
+from apps.inpainting import DEFAULT_TEMPERATURE as INPAINT_TEMPERATURE
 from cinn.errors import CinnError
 
 #: the most samples one request may ask for
@@ -237,7 +238,7 @@ def editor_parts(value):
     return np.ascontiguousarray(rgb), mask
 
 
-def inpaint_job(model, image, brush=None, box="", n=4, temperature=0.8, seed=0,
+def inpaint_job(model, image, brush=None, box="", n=4, temperature=INPAINT_TEMPERATURE, seed=0,
                 name="image", progress=_noop):
     """N completions of the hole (brush strokes and/or a box ``x,y,w,h``):
     masked input | completions."""

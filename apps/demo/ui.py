@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from apps.demo import jobs
+from apps.inpainting import DEFAULT_TEMPERATURE as INPAINT_TEMPERATURE
 from cinn.errors import CinnError
 
 #: every model call shares this queue (``concurrency_limit=1``)
@@ -296,7 +297,7 @@ def build(models, workdir):
                         box = gr.Textbox(label="or a box: x,y,w,h (pixels; added to the "
                                          "painted hole)", placeholder="e.g. 100,60,80,60",
                                          elem_id="inp-box")
-                        ctl = _controls(gr, "inp", 4, 0.8)
+                        ctl = _controls(gr, "inp", 4, INPAINT_TEMPERATURE)
                         button = gr.Button("Fill the hole", variant="primary",
                                            elem_id="inp-run")
                     with gr.Column(scale=2):

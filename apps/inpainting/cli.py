@@ -3,6 +3,7 @@ import sys
 import warnings
 
 from apps.common.sampling_args import add_sampling_arguments, check_sampling_arguments
+from apps.inpainting import DEFAULT_TEMPERATURE
 
 #: default pixel budget (``--max-megapixels``)
 MAX_MEGAPIXELS = 8
@@ -18,7 +19,7 @@ def add_command(sub):
     where = p.add_mutually_exclusive_group(required=True)
     where.add_argument("--mask", help="mask image of the same size, white = missing")
     where.add_argument("--box", help="missing rectangle x,y,w,h in pixels")
-    add_sampling_arguments(p, num_samples=8, temperature=0.8)
+    add_sampling_arguments(p, num_samples=8, temperature=DEFAULT_TEMPERATURE)
     p.add_argument("--max-megapixels", type=float, default=MAX_MEGAPIXELS, metavar="MP",
                    help=f"largest image to inpaint (default {MAX_MEGAPIXELS:g}; memory "
                    "grows with the image, not with -n)")

@@ -12,6 +12,7 @@ import numpy as np
 from apps.common.data import center_crops, load_folder
 from apps.common.pretrained import load_model
 from apps.common.regressor import Regressor
+from apps.inpainting import DEFAULT_TEMPERATURE
 from apps.inpainting.infer import inpaint
 from apps.inpainting.masks import random_mask
 from apps.inpainting.model import fill_hole, learned_fill
@@ -44,7 +45,7 @@ def eval_masks(images, seed):
             for i, img in enumerate(images)]
 
 
-def evaluate_images(model, images, n=8, temperature=0.8, seed=0):
+def evaluate_images(model, images, n=8, temperature=DEFAULT_TEMPERATURE, seed=0):
     """Metrics (dict of floats) over a list of uint8 RGB images with fixed masks."""
     rows = {k: [] for k in ("psnr_best", "psnr_single", "ssim_best", "ssim_single",
                             "psnr_mean", "ssim_mean", "diversity", "psnr_telea",
@@ -101,7 +102,7 @@ def run(args):
         if args.size < 8:
             raise CinnError(f"--size must be at least 8, got {args.size}")
         images = list(center_crops(images, args.size))
-    temperature = 0.8 if args.temperature is None else args.temperature
+    temperature = DEFAULT_TEMPERATURE if args.temperature is None else args.temperature
     start = time.time()
     r = evaluate_images(model, images, n=args.num_samples, temperature=temperature,
                         seed=args.seed)

@@ -14,6 +14,7 @@ import warnings
 import numpy as np
 
 from apps.common.images import pad_to_multiple
+from apps.inpainting import DEFAULT_TEMPERATURE
 from apps.common.tiling import decode_strips, strip_features
 from apps.inpainting.model import fill_hole, from_flow, make_condition, refine_fill, to_flow
 from cinn.errors import CinnError
@@ -44,7 +45,7 @@ def check_inputs(rgb, mask):
     return rgb, mask.astype(bool)
 
 
-def inpaint(model, rgb, mask, n=8, temperature=0.8, seed=0, batch_size=None):
+def inpaint(model, rgb, mask, n=8, temperature=DEFAULT_TEMPERATURE, seed=0, batch_size=None):
     """``n`` completions of ``rgb`` (uint8 (H, W, 3)) where ``mask`` (bool (H, W),
     ``True`` = missing) is set: uint8 array (n, H, W, 3).
 
@@ -54,7 +55,8 @@ def inpaint(model, rgb, mask, n=8, temperature=0.8, seed=0, batch_size=None):
     return np.stack(list(iter_inpaint(model, rgb, mask, n, temperature, seed, batch_size)))
 
 
-def iter_inpaint(model, rgb, mask, n=8, temperature=0.8, seed=0, batch_size=None):
+def iter_inpaint(model, rgb, mask, n=8, temperature=DEFAULT_TEMPERATURE, seed=0,
+                 batch_size=None):
     """The completions of ``inpaint`` one at a time (uint8 (H, W, 3)), as they are
     drawn: memory for one chunk of samples, not ``n``. The notices of special
     masks are warned when the first completion is asked for."""
