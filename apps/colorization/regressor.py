@@ -107,12 +107,6 @@ class ColorizationRegressor(Regressor):
         """Height and width of inputs must be multiples of this (pad, then crop)."""
         return self._multiple
 
-    def build(self, input_shape=None):
-        if self.built:
-            return
-        self.predict_ab(ops.zeros((1, self._multiple, self._multiple, 1)))
-        self.built = True
-
     def predict_ab(self, c):
         """Scaled ab (B, H, W, 2) for scaled L ``c`` (B, H, W, 1), H and W multiples
         of ``multiple``."""

@@ -3,8 +3,9 @@
 training loop, the sampling commands and the evaluations use, for a model with one
 prediction per condition.
 
-A subclass defines ``prediction(c)`` (the prediction, shaped like x), ``compute_loss`` and
-``get_config``; ``sample`` and ``sample_chunks`` return the prediction ``n`` times
+A subclass defines ``prediction(c)`` (the prediction, shaped like x), ``multiple``,
+``cond_shape``, ``compute_loss`` and ``get_config``; ``build`` runs one prediction on
+zeros, ``sample`` and ``sample_chunks`` return the prediction ``n`` times
 (temperature and seed are ignored), ``call((x, c))`` returns it for the loss, and
 ``from_config`` rebuilds the ``cond_net`` it is given.
 """
@@ -23,6 +24,12 @@ class Regressor(keras.Model):
 
     def prediction(self, c):  # the prediction for condition c, shaped like x (subclasses)
         raise NotImplementedError
+
+    def build(self, input_shape=None):
+        if self.built:
+            return
+        self.prediction(ops.zeros((1, self.multiple, self.multiple, self.cond_shape[-1])))
+        self.built = True
 
     def call(self, inputs, training=False):
         _, c = inputs

@@ -14,8 +14,8 @@ import warnings
 import numpy as np
 
 from apps.common.images import pad_to_multiple
-from apps.inpainting import DEFAULT_TEMPERATURE
 from apps.common.tiling import decode_strips, strip_features
+from apps.inpainting import DEFAULT_TEMPERATURE
 from apps.inpainting.model import fill_hole, from_flow, make_condition, refine_fill, to_flow
 from cinn.errors import CinnError
 from cinn.sampling import check_sampling

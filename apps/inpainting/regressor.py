@@ -51,12 +51,6 @@ class InpaintingRegressor(Regressor):
         """Height and width of inputs must be multiples of this (pad, then crop)."""
         return 2 ** self.num_down
 
-    def build(self, input_shape=None):
-        if self.built:
-            return
-        self.predict_residual(ops.zeros((1, self.multiple, self.multiple, 4)))
-        self.built = True
-
     def predict_residual(self, c):
         """The predicted ``image - fill`` (B, H, W, 3), zero outside the hole."""
         c = ops.convert_to_tensor(c, dtype=self.compute_dtype)
