@@ -124,7 +124,7 @@ def main(argv=None):
     except UsageError as err:
         print(f"cinn: error: {err}", file=sys.stderr)
         return 1
-    _import_quietly("keras")
+    _import_quietly("cinn")  # before Keras: cinn sets XLA's CPU flags (cinn/_xla_cpu.py)
     if args.command == "train":
         try:  # training writes TensorBoard logs with TensorFlow, also on JAX
             _import_quietly("tensorflow")

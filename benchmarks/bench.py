@@ -684,6 +684,8 @@ def measure_app_flops(app, data_dir):
 
 def measure(job, steps, device):
     kind = job["kind"]
+    if kind in ("bench", "app", "appflops") and job.get("framework", "cinn") == "cinn":
+        import cinn  # noqa: F401 - first: it sets XLA's CPU flags before JAX starts
     if kind == "bench":
         return measure_bench(job["framework"], job["arch"], job["batch"], steps, device,
                              job.get("precision", "float32"), job.get("count_flops", False))

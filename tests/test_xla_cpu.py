@@ -1,0 +1,86 @@
+"""``cinn/_xla_cpu.py``: importing cinn before JAX makes XLA compile convolutions
+without YNNPACK, only on the JAX backend, only for the tested jaxlib, never over a
+user's own flag; and the probe that the default still uses YNNPACK (when it stops,
+the flag has become pointless: delete it)."""
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from cinn import _xla_cpu
+
+ROOT = Path(__file__).resolve().parent.parent
+TESTED = _xla_cpu.TESTED_JAXLIB[0]
+
+# a 3x3 convolution of the super-resolution flow's size, compiled; prints whether XLA
+# gave it to YNNPACK
+PROBE = """
+import sys
+if sys.argv[1] == "cinn":
+    import cinn  # noqa: F401
+import jax, jax.numpy as jnp
+conv = jax.jit(lambda x, w: jax.lax.conv_general_dilated(
+    x, w, (1, 1), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC")))
+text = conv.lower(jnp.ones((8, 40, 40, 71)), jnp.ones((3, 3, 71, 64))).compile().as_text()
+print("YNN" if "ynn_fusion" in text else "EIGEN")
+"""
+
+
+def flags(env, jax_imported=False, version=TESTED):
+    return _xla_cpu.eigen_convolutions_flags(env, jax_imported=jax_imported, version=version)
+
+
+def test_the_flag_is_added_for_jax_only():
+    assert flags({"KERAS_BACKEND": "jax"}) == f"--{_xla_cpu.FLAG}={_xla_cpu.FUSIONS}"
+    assert flags({"KERAS_BACKEND": "tensorflow"}) is None
+    assert flags({"KERAS_BACKEND": "jax", "XLA_FLAGS": "--xla_backend_optimization_level=0"}
+                 ) == f"--xla_backend_optimization_level=0 --{_xla_cpu.FLAG}={_xla_cpu.FUSIONS}"
+
+
+def test_the_flag_is_left_out_when_it_cannot_or_should_not_apply(monkeypatch):
+    jax_env = {"KERAS_BACKEND": "jax"}
+    assert flags(jax_env, jax_imported=True) is None  # XLA has read its flags
+    monkeypatch.setattr(_xla_cpu, "jaxlib_version", lambda: None)  # no jaxlib
+    assert _xla_cpu.eigen_convolutions_flags(jax_env, jax_imported=False) is None
+    assert flags(jax_env, version=(0, 9)) is None  # an XLA that may not know the flag
+    assert flags(jax_env, version=_xla_cpu.TESTED_JAXLIB[1]) is None
+    assert flags({**jax_env, "XLA_FLAGS": f"--{_xla_cpu.FLAG}=individual_convolution"}) is None
+    assert flags({**jax_env, "CINN_XLA_CPU": "default"}) is None
+
+
+def test_the_backend_is_read_like_keras_reads_it(tmp_path):
+    assert _xla_cpu.keras_backend_name({"KERAS_HOME": str(tmp_path)}) == "tensorflow"
+    (tmp_path / "keras.json").write_text(json.dumps({"backend": "jax"}))
+    assert _xla_cpu.keras_backend_name({"KERAS_HOME": str(tmp_path)}) == "jax"
+    assert _xla_cpu.keras_backend_name({"KERAS_HOME": str(tmp_path),
+                                        "KERAS_BACKEND": "torch"}) == "torch"
+    (tmp_path / "keras.json").write_text("not json")
+    assert _xla_cpu.keras_backend_name({"KERAS_HOME": str(tmp_path)}) == "tensorflow"
+
+
+def _probe(*args, **extra):
+    pytest.importorskip("jax")
+    if _xla_cpu.jaxlib_version() is None or not (
+            _xla_cpu.TESTED_JAXLIB[0] <= _xla_cpu.jaxlib_version() < _xla_cpu.TESTED_JAXLIB[1]):
+        pytest.skip("jaxlib outside the tested range: cinn leaves XLA's flags alone")
+    env = {k: v for k, v in os.environ.items() if k not in ("XLA_FLAGS", "CINN_XLA_CPU")}
+    env.update(KERAS_BACKEND="jax", JAX_PLATFORMS="cpu", TF_CPP_MIN_LOG_LEVEL="3", **extra)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH")) if p)
+    out = subprocess.run([sys.executable, "-c", PROBE, *args], env=env, capture_output=True,
+                         text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    return out.stdout.split()[-1]
+
+
+def test_importing_cinn_first_compiles_convolutions_without_ynnpack():
+    assert _probe("cinn") == "EIGEN"
+    assert _probe("cinn", CINN_XLA_CPU="default") == "YNN"
+
+
+def test_xla_still_gives_convolutions_to_ynnpack_by_default():
+    assert _probe("plain") == "YNN", (
+        "this jaxlib no longer compiles convolutions with YNNPACK by default: "
+        "cinn/_xla_cpu.py's flag is pointless; delete it")
