@@ -21,6 +21,7 @@ import warnings
 
 import keras
 
+from cinn._versions import in_range, major_minor
 from cinn.errors import CinnError
 
 #: Keras versions the workarounds were tested with: from (inclusive), to (exclusive)
@@ -29,14 +30,12 @@ TESTED_KERAS = ((3, 15), (3, 16))
 
 def keras_version(version=None):
     """``(major, minor)`` of ``version`` (default: the installed Keras)."""
-    parts = (version or keras.__version__).split(".")
-    return int(parts[0]), int("".join(ch for ch in parts[1] if ch.isdigit()) or 0)
+    return major_minor(version or keras.__version__)
 
 
 def in_tested_range(version=None):
     """Whether ``version`` (default: the installed Keras) is in ``TESTED_KERAS``."""
-    lo, hi = TESTED_KERAS
-    return lo <= keras_version(version) < hi
+    return in_range(keras_version(version), TESTED_KERAS)
 
 
 _warned = []

@@ -30,6 +30,8 @@ import os
 import sys
 from importlib import metadata
 
+from cinn._versions import in_range, major_minor
+
 FLAG = "xla_cpu_experimental_ynn_fusion_type"
 #: the fusions XLA still gives to YNNPACK (not convolutions, not matrix products)
 FUSIONS = "reduce,eltwise"
@@ -54,22 +56,27 @@ def keras_backend_name(environ=None):
 def jaxlib_version():
     """``(major, minor)`` of the installed jaxlib, or ``None``."""
     try:
-        parts = metadata.version("jaxlib").split(".")
-        return int(parts[0]), int("".join(ch for ch in parts[1] if ch.isdigit()) or 0)
+        return major_minor(metadata.version("jaxlib"))
     except (metadata.PackageNotFoundError, ValueError, IndexError):
         return None
 
 
+def in_tested_range(version):
+    """Whether jaxlib ``(major, minor)`` ``version`` (``None``: none) is in ``TESTED_JAXLIB``."""
+    return version is not None and in_range(version, TESTED_JAXLIB)
+
+
 def eigen_convolutions_flags(environ=None, jax_imported=None, version=None):
-    """The ``XLA_FLAGS`` value to set, or ``None`` to leave it as it is."""
+    """The ``XLA_FLAGS`` value to set, or ``None`` to leave it as it is. ``jax_imported``
+    and ``version`` (jaxlib's ``(major, minor)``) default to the running process's; the
+    installed jaxlib is looked up only when the other conditions hold."""
     environ = os.environ if environ is None else environ
     jax_imported = "jax" in sys.modules if jax_imported is None else jax_imported
-    version = jaxlib_version() if version is None else version
     flags = environ.get("XLA_FLAGS", "")
-    lo, hi = TESTED_JAXLIB
-    if (keras_backend_name(environ) != "jax" or jax_imported or version is None
-            or not lo <= version < hi or FLAG in flags
+    if (keras_backend_name(environ) != "jax" or jax_imported or FLAG in flags
             or environ.get("CINN_XLA_CPU") == "default"):
+        return None
+    if not in_tested_range(jaxlib_version() if version is None else version):
         return None
     return f"{flags} --{FLAG}={FUSIONS}".strip()
 

@@ -63,8 +63,7 @@ def test_the_backend_is_read_like_keras_reads_it(tmp_path):
 
 def _probe(*args, **extra):
     pytest.importorskip("jax")
-    if _xla_cpu.jaxlib_version() is None or not (
-            _xla_cpu.TESTED_JAXLIB[0] <= _xla_cpu.jaxlib_version() < _xla_cpu.TESTED_JAXLIB[1]):
+    if not _xla_cpu.in_tested_range(_xla_cpu.jaxlib_version()):
         pytest.skip("jaxlib outside the tested range: cinn leaves XLA's flags alone")
     env = {k: v for k, v in os.environ.items() if k not in ("XLA_FLAGS", "CINN_XLA_CPU")}
     env.update(KERAS_BACKEND="jax", JAX_PLATFORMS="cpu", TF_CPP_MIN_LOG_LEVEL="3", **extra)
