@@ -60,6 +60,9 @@ def _add_evaluate(sub):
                    "one sample per image (default: 0 0.3 0.5 0.7 0.9; none: off); "
                    "colorization, the cINN's best-of-N and single-sample PSNR, SSIM and "
                    "colourfulness (default: off)")
+    from apps.colorization.global_colour import add_arguments as add_colour_arguments
+
+    add_colour_arguments(p, prefix="colorization: ")
     p.add_argument("--diversity-samples", type=int, default=10, metavar="N",
                    help="superres: NTIRE 2021 diversity score of N samples per image at "
                    "--temperature (default 10, as NTIRE; 0: off)")

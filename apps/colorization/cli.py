@@ -1,4 +1,7 @@
-"""``cinn colorize IMAGE [IMAGE...] -n 8 --temperature 0.8 --seed 0 -o OUT``."""
+"""``cinn colorize IMAGE [IMAGE...] -n 8 --temperature 0.3 --saturation 0.6 2.4 --hue 40
+--seed 0 -o OUT``."""
+from apps.colorization import DEFAULT_TEMPERATURE
+from apps.colorization.global_colour import add_arguments as add_colour_arguments
 from apps.common.sampling_args import add_sampling_arguments, check_sampling_arguments
 
 #: default pixel budget (``--max-megapixels``)
@@ -13,7 +16,8 @@ def add_command(subparsers):
     p.add_argument("images", nargs="+", metavar="IMAGE",
                    help="image files (any size, colour or grey), or skimage:NAME for a "
                    "picture scikit-image ships (e.g. skimage:astronaut)")
-    add_sampling_arguments(p, num_samples=8, temperature=0.8)
+    add_sampling_arguments(p, num_samples=8, temperature=DEFAULT_TEMPERATURE)
+    add_colour_arguments(p)
     p.add_argument("--max-megapixels", type=float, default=MAX_MEGAPIXELS, metavar="MP",
                    help=f"largest image to colourise (default {MAX_MEGAPIXELS:g}; memory "
                    "grows with the image, not with -n)")
@@ -22,6 +26,7 @@ def add_command(subparsers):
 
 def run(args):
     # here, not at the top: cinn imports Keras, which `cinn --help` should not wait for
+    from apps.colorization.global_colour import from_arguments
     from apps.colorization.infer import grey_of, iter_colorize
     from apps.common.images import image_name, is_greyscale, read_image, write_image
     from apps.common.outputs import (RowGrid, RunningStats, check_out_dir, check_pixels,
@@ -29,6 +34,7 @@ def run(args):
     from apps.common.pretrained import load_model
 
     n, temperature, seed = check_sampling_arguments(args)
+    saturation, hue = from_arguments(args)
     out = check_out_dir(args.out)
     images = [read_image(path) for path in args.images]  # fail early
     for path, rgb in zip(args.images, images):
@@ -40,7 +46,8 @@ def run(args):
         grid = RowGrid(out / f"{name}_colorized.png", rgb.shape[:2], n + 1 + colour)
         grid.add(grey_of(rgb))
         stats = RunningStats(squares=True) if args.std_map else None
-        for k, sample in enumerate(iter_colorize(model, rgb, n, temperature, seed)):
+        for k, sample in enumerate(iter_colorize(model, rgb, n, temperature, seed,
+                                                          saturation=saturation, hue=hue)):
             grid.add(sample)
             if stats:
                 stats.add(sample)

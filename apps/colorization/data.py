@@ -10,37 +10,12 @@ import numpy as np
 from keras import ops
 
 from apps.colorization.color import split_lab
+from apps.colorization.global_colour import check_hue, check_saturation, recolour
 from apps.common.data import CropDataset, FixedDataset, center_crops, load_folder
 from apps.common.images import is_greyscale
 
 DATA_DEFAULTS = {"crop": 64, "batch_size": 16, "steps_per_epoch": 100, "val_images": 16,
                  "limit": None, "saturation": None, "hue": None}
-
-
-def check_saturation(saturation):
-    """``None`` or ``(lo, hi)`` with ``0 < lo <= hi``, as floats."""
-    if saturation is None:
-        return None
-    try:
-        lo, hi = (float(v) for v in saturation)
-    except (TypeError, ValueError):
-        lo = hi = float("nan")
-    if not 0 < lo <= hi < float("inf"):
-        raise ValueError(f"data.saturation must be two numbers 0 < lo <= hi, got {saturation!r}")
-    return lo, hi
-
-
-def check_hue(hue):
-    """``None`` or the largest hue rotation in degrees, a float in ``[0, 180]``."""
-    if hue is None:
-        return None
-    try:
-        degrees = float(hue)
-    except (TypeError, ValueError):
-        degrees = float("nan")
-    if not 0 <= degrees <= 180:
-        raise ValueError(f"data.hue must be a number of degrees in [0, 180], got {hue!r}")
-    return degrees
 
 
 def to_pair(rgb_uint8, rng=None, saturation=None, hue=None):
@@ -52,17 +27,18 @@ def to_pair(rgb_uint8, rng=None, saturation=None, hue=None):
     """
     c, x = split_lab(rgb_uint8)
     x = np.asarray(ops.convert_to_numpy(x), "float32")
-    saturation, hue = check_saturation(saturation), check_hue(hue)
+    saturation = check_saturation(saturation, "data.saturation")
+    hue = check_hue(hue, "data.hue")
     if rng is None and (saturation is not None or hue):
         rng = np.random.default_rng()
+    scale = np.ones(len(x), "float32")
+    degrees = np.zeros(len(x), "float32")
     if saturation is not None:
-        scale = np.exp(rng.uniform(*np.log(saturation), size=len(x)))
-        x = x * scale.astype("float32")[:, None, None, None]
+        scale = np.exp(rng.uniform(*np.log(saturation), size=len(x))).astype("float32")
     if hue:
-        angle = np.deg2rad(rng.uniform(-hue, hue, size=len(x)))[:, None, None]
-        cos, sin = np.cos(angle).astype("float32"), np.sin(angle).astype("float32")
-        a, b = x[..., 0], x[..., 1]
-        x = np.stack([a * cos - b * sin, a * sin + b * cos], axis=-1)
+        degrees = rng.uniform(-hue, hue, size=len(x)).astype("float32")
+    if saturation is not None or hue:
+        x = np.asarray(ops.convert_to_numpy(recolour(x, scale, degrees)), "float32")
     return x, np.asarray(ops.convert_to_numpy(c), "float32")
 
 
@@ -83,8 +59,9 @@ def make_datasets(data_dir, cfg, seed=0):
     order = rng.permutation(len(images))
     val = [images[i] for i in order[:n_val]]
     train = [images[i] for i in order[n_val:]]
-    make_pair = functools.partial(to_pair, saturation=check_saturation(d["saturation"]),
-                                  hue=check_hue(d["hue"]))
+    make_pair = functools.partial(to_pair,
+                                  saturation=check_saturation(d["saturation"], "data.saturation"),
+                                  hue=check_hue(d["hue"], "data.hue"))
     train_ds = CropDataset(train, make_pair, d["crop"], d["batch_size"], d["steps_per_epoch"],
                            seed=seed)
     val_ds = None

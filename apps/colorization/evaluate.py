@@ -10,7 +10,10 @@ per-pixel std of ab across the N samples (diversity, Lab units) and the
 Hasler-Suesstrunk colourfulness of the samples next to the ground truth's. The
 baselines are read from ``saved_models/colorization/`` (``colorization_uncond.keras``,
 ``colorization_l2.keras``) when they exist; the regressor's one prediction counts as
-its best-of-N and single sample alike.
+its best-of-N and single sample alike. Samples are drawn as ``cinn colorize`` draws
+them: the flow at ``--temperature``, then each sample's global colour draw
+(``--saturation``, ``--hue``; ``apps.colorization.global_colour``), the unconditional
+flow's too. Bits/dim are the flow's, ``p(ab | L)``, before any global draw.
 """
 import sys
 import time
@@ -18,8 +21,10 @@ import time
 import numpy as np
 from keras import ops
 
+from apps.colorization import DEFAULT_HUE, DEFAULT_SATURATION, DEFAULT_TEMPERATURE
 from apps.colorization.color import merge_lab, split_lab, to_uint8
 from apps.colorization.data import load_colour_images
+from apps.colorization.global_colour import from_arguments, is_identity
 from apps.colorization.infer import _compiled, sample_ab
 from apps.common.data import center_crops
 from apps.common.pretrained import default_weights, load_model
@@ -63,10 +68,12 @@ def crop_to_multiple(img, m):
     return img[y:y + h, x:x + w]
 
 
-def score(model, rgb, n, temperature, seed):
-    """Metrics of one model on one image (a dict)."""
+def score(model, rgb, n, temperature, seed, saturation=DEFAULT_SATURATION, hue=DEFAULT_HUE):
+    """Metrics of one model on one image (a dict); samples as ``infer.sample_ab``
+    draws them (``saturation``, ``hue``: their global colour draws)."""
     c, x = (np.asarray(ops.convert_to_numpy(t), "float32") for t in split_lab(rgb))
-    ab = sample_ab(model, c, n, temperature, seed, compiled=True)
+    ab = sample_ab(model, c, n, temperature, seed, compiled=True, saturation=saturation,
+                   hue=hue)
     samples = to_uint8(merge_lab(np.broadcast_to(c, (n,) + c.shape), ab))
     psnrs, ssims = [psnr(s, rgb) for s in samples], [ssim(s, rgb) for s in samples]
     return {
@@ -103,16 +110,18 @@ NAMES = {"cinn": "cINN (L -> ab)", "uncond": "same flow, no condition",
          "l2": "L2 regressor (same conditioning net)", "grey": "grey (ab = 0)"}
 
 
-def evaluate_images(model, images, n=8, temperature=1.0, seed=0, uncond=None, regressor=None,
-                    progress=False):
+def evaluate_images(model, images, n=8, temperature=DEFAULT_TEMPERATURE, seed=0, uncond=None,
+                    regressor=None, progress=False, saturation=DEFAULT_SATURATION,
+                    hue=DEFAULT_HUE):
     """Per-method lists of per-image metric dicts (keys of ``NAMES``; a baseline
-    whose model is ``None`` is left out)."""
+    whose model is ``None`` is left out). The unconditional flow's samples get the
+    same global colour draws as the cINN's."""
     rows = {"cinn": [], "uncond": [], "l2": [], "grey": []}
     start = time.time()
     for i, rgb in enumerate(images):
-        rows["cinn"].append(score(model, rgb, n, temperature, seed))
+        rows["cinn"].append(score(model, rgb, n, temperature, seed, saturation, hue))
         if uncond is not None:
-            rows["uncond"].append(score(uncond, rgb, n, temperature, seed))
+            rows["uncond"].append(score(uncond, rgb, n, temperature, seed, saturation, hue))
         if regressor is not None:
             rows["l2"].append(score_regressor(regressor, rgb))
         rows["grey"].append(score_grey(rgb))
@@ -154,8 +163,9 @@ def run(args):
     n = int(args.num_samples)
     if n < 1:
         raise CinnError(f"-n must be at least 1, got {n}")
-    temperature = 1.0 if args.temperature is None else float(args.temperature)
+    temperature = DEFAULT_TEMPERATURE if args.temperature is None else float(args.temperature)
     temperatures = curve_temperatures(args)
+    saturation, hue = from_arguments(args)
     model = load_model("colorization", args.weights)
     baselines, missing = {}, []
     for key in ("uncond", "l2"):
@@ -174,19 +184,28 @@ def run(args):
                         f"{model.multiple} pixels")
     rows = evaluate_images(model, images, n, temperature, args.seed,
                            uncond=baselines.get("uncond"), regressor=baselines.get("l2"),
-                           progress=True)
+                           progress=True, saturation=saturation, hue=hue)
     gt_colour = float(np.mean([colourfulness(rgb) for rgb in images]))
     size = f"{args.size}x{args.size} centre crops" if args.size else "full images"
     print(f"colorization on {args.data}: {len(images)} colour images ({size}), "
-          f"N = {n} samples at temperature {temperature:g}, seed {args.seed}")
+          f"N = {n} samples at temperature {temperature:g}, seed {args.seed}, "
+          f"{_colour_words(saturation, hue)}")
     print(f"ground-truth colourfulness: {gt_colour:.1f}")
     print(format_table(rows, gt_colour, missing))
     if temperatures:
-        curve = [(t, evaluate_images(model, images, n, t, args.seed, progress=True)["cinn"])
+        curve = [(t, evaluate_images(model, images, n, t, args.seed, progress=True,
+                                     saturation=saturation, hue=hue)["cinn"])
                  for t in temperatures]
         print(f"\n# the cINN at each temperature (N = {n}, seed {args.seed})")
         print(format_curve(curve, gt_colour))
     return 0
+
+
+def _colour_words(saturation, hue):
+    if is_identity(saturation, hue):
+        return "no global colour draws"
+    lo, hi = saturation or (1.0, 1.0)
+    return f"global colour draws: saturation {lo:g}-{hi:g}, hue +-{hue or 0:g} degrees"
 
 
 def format_curve(curve, gt_colour):

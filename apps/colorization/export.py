@@ -5,13 +5,17 @@ seed int64 []) -> colorized uint8 [B, N, H, W, 3]``
 
 Same steps as ``cinn colorize`` (``apps.colorization.infer.colorize``): L of the
 input (its colour is ignored, a 4th channel too), L padded at the bottom/right
-to the flow's multiple (reflection), ``N`` ab samples, cropped, merged with L.
+to the flow's multiple (reflection), ``N`` ab samples, cropped, each mapped by its
+global colour draw (the app's default ``--saturation`` and ``--hue``,
+``apps.colorization.global_colour``), merged with L.
 For ``B = 1`` the bytes equal ``cinn colorize --seed SEED`` on the TensorFlow
 backend (up to the rounding of values within float error of a .5 boundary).
 """
 import tensorflow as tf
 
+from apps.colorization import DEFAULT_HUE, DEFAULT_SATURATION
 from apps.colorization.color import merge_lab, split_lab
+from apps.colorization.global_colour import global_draws, recolour
 from cinn.export import check_sampling_args, pad_to_multiple, sample_with_seed, to_uint8
 
 
@@ -41,6 +45,7 @@ def serving_functions(model, raw):
         ab, _ = sample_with_seed(model, raw["sample"], pad_to_multiple(cond, multiple),
                                  num_samples, temperature, seed)
         ab = ab[:, :, :h, :w]                                 # [B, N, H, W, 2]
+        ab = recolour(ab, *global_draws(num_samples, seed, DEFAULT_SATURATION, DEFAULT_HUE))
         cond_n = tf.broadcast_to(cond[:, None], tf.concat([tf.shape(ab)[:-1], [1]], 0))
         return {"colorized": to_uint8(merge_lab(cond_n, ab))}
 

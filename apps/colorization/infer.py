@@ -2,7 +2,10 @@
 import numpy as np
 from keras import ops
 
+from apps.colorization import DEFAULT_HUE, DEFAULT_SATURATION, DEFAULT_TEMPERATURE
 from apps.colorization.color import merge_lab, split_lab, to_uint8
+from apps.colorization.global_colour import (check_hue, check_saturation, global_draws,
+                                             is_identity, recolour)
 from apps.common.images import pad_to_multiple
 from apps.common.tiling import decode_strips, strip_features
 from cinn.errors import CinnError
@@ -38,9 +41,12 @@ def grey_of(rgb):
                    cond)
 
 
-def sample_ab(model, cond, n=8, temperature=0.8, seed=0, batch_size=None, compiled=False):
+def sample_ab(model, cond, n=8, temperature=DEFAULT_TEMPERATURE, seed=0, batch_size=None,
+              compiled=False, saturation=DEFAULT_SATURATION, hue=DEFAULT_HUE):
     """Scaled ab samples (n, H, W, 2) for a scaled L (H, W, 1) of any size:
-    padded (reflect) to the network's multiple, sampled, cropped back.
+    padded (reflect) to the network's multiple, sampled, cropped back; sample ``i``
+    scaled and rotated by draw ``i`` of ``global_colour.global_draws(n, seed,
+    saturation, hue)`` (``saturation=None, hue=0``: the flow's samples as they are).
 
     ``compiled=True`` runs the inverse pass as one compiled program (jit on JAX,
     ``tf.function`` on TensorFlow; the same z as ``model.sample``): worth it when
@@ -49,21 +55,48 @@ def sample_ab(model, cond, n=8, temperature=0.8, seed=0, batch_size=None, compil
     n, temperature, seed = check_sampling(n, temperature, seed)
     decode = _compiled(model, "decode") if compiled else None
     if decode is None:
-        return np.concatenate(list(iter_ab(model, cond, n, temperature, seed, batch_size)))
+        return np.concatenate(list(iter_ab(model, cond, n, temperature, seed, batch_size,
+                                           saturation, hue)))
     padded, (h, w) = pad_to_multiple(cond, model.multiple)
     z = draw_latents(n, padded.size * 2, seed) * np.float32(temperature)
     ab = decode(z, np.repeat(padded[None], n, axis=0))
-    return np.asarray(ops.convert_to_numpy(ab), "float32")[:, :h, :w]
+    ab = np.asarray(ops.convert_to_numpy(ab), "float32")[:, :h, :w]
+    return _recolour(ab, _draws(n, seed, saturation, hue))
 
 
-def iter_ab(model, cond, n=8, temperature=0.8, seed=0, batch_size=None):
+def iter_ab(model, cond, n=8, temperature=DEFAULT_TEMPERATURE, seed=0, batch_size=None,
+            saturation=DEFAULT_SATURATION, hue=DEFAULT_HUE):
     """``sample_ab`` a chunk at a time: scaled ab arrays (m, H, W, 2), in order."""
+    n, temperature, seed = check_sampling(n, temperature, seed)
+    draws = _draws(n, seed, saturation, hue)
     padded, (h, w) = pad_to_multiple(cond, model.multiple)
     for ab in model.sample_chunks(padded[None], n=n, temperature=temperature, seed=seed,
                                   batch_size=batch_size,
                                   features=strip_features(model, padded[None]),
                                   strips=decode_strips(model, padded[None])):
-        yield np.asarray(ops.convert_to_numpy(ab), "float32")[:, :h, :w]
+        ab = np.asarray(ops.convert_to_numpy(ab), "float32")[:, :h, :w]
+        yield _recolour(ab, draws)
+        draws = None if draws is None else [d[len(ab):] for d in draws]
+
+
+def _draws(n, seed, saturation, hue):
+    """The global colour draws ``(scale, degrees)`` of ``n`` samples as NumPy arrays,
+    or ``None`` when they change nothing; ``seed=None``: a random start."""
+    saturation, hue = check_saturation(saturation), check_hue(hue)
+    if is_identity(saturation, hue):
+        return None
+    if seed is None:
+        seed = int(np.random.default_rng().integers(65536))
+    return [np.asarray(ops.convert_to_numpy(d), "float32")
+            for d in global_draws(n, seed, saturation, hue)]
+
+
+def _recolour(ab, draws):
+    """``ab`` (m, H, W, 2) mapped by the first ``m`` of ``draws`` (``None``: unchanged)."""
+    if draws is None:
+        return ab
+    scale, degrees = (d[:len(ab)] for d in draws)
+    return np.asarray(ops.convert_to_numpy(recolour(ab, scale, degrees)), "float32")
 
 
 def _compiled(model, method):
@@ -74,21 +107,27 @@ def _compiled(model, method):
     return compiled(model, method)
 
 
-def colorize(model, image, n=8, temperature=0.8, seed=0, batch_size=None):
+def colorize(model, image, n=8, temperature=DEFAULT_TEMPERATURE, seed=0, batch_size=None,
+             saturation=DEFAULT_SATURATION, hue=DEFAULT_HUE):
     """``n`` colourings of ``image`` (uint8, grey or colour; its colour is ignored).
 
     Returns uint8 RGB samples, shape (n, H, W, 3), at the input's size; their L
     channel is the input's. The same ``seed`` and weights give the same bytes.
+    ``saturation``, ``hue``: the range of each sample's global colour draw
+    (``sample_ab``; ``saturation=None, hue=0`` for the flow's samples alone).
     """
-    return np.stack(list(iter_colorize(model, image, n, temperature, seed, batch_size)))
+    return np.stack(list(iter_colorize(model, image, n, temperature, seed, batch_size,
+                                       saturation, hue)))
 
 
-def iter_colorize(model, image, n=8, temperature=0.8, seed=0, batch_size=None):
+def iter_colorize(model, image, n=8, temperature=DEFAULT_TEMPERATURE, seed=0,
+                  batch_size=None, saturation=DEFAULT_SATURATION, hue=DEFAULT_HUE):
     """The samples of ``colorize`` one at a time (uint8 (H, W, 3)), as they are
     drawn: memory for one chunk of samples, not ``n``."""
     n, temperature, seed = check_sampling(n, temperature, seed)
+    saturation, hue = check_saturation(saturation), check_hue(hue)   # before any work
     cond = l_of(as_rgb(image))
-    for ab in iter_ab(model, cond, n, temperature, seed, batch_size):
+    for ab in iter_ab(model, cond, n, temperature, seed, batch_size, saturation, hue):
         for one in ab:
             yield by_rows(lambda c, x: to_uint8(merge_lab(c, x)), cond, one)
 

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from apps import SAVED_MODELS
+from apps.colorization import DEFAULT_TEMPERATURE as COLOR_TEMPERATURE
 from apps.inpainting import DEFAULT_TEMPERATURE as INPAINT_TEMPERATURE
 from cinn.errors import CinnError
 
@@ -167,7 +168,7 @@ def _noop(*_args, **_kwargs):
     return None
 
 
-def colorize_job(model, path, n=4, temperature=0.8, seed=0, progress=_noop):
+def colorize_job(model, path, n=4, temperature=COLOR_TEMPERATURE, seed=0, progress=_noop):
     """N colourings of an uploaded photo: grey input | samples | original (if colour)."""
     from apps.colorization.infer import colorize, grey_of
     from apps.common.images import is_greyscale

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from apps.demo import jobs
+from apps.colorization import DEFAULT_TEMPERATURE as COLOR_TEMPERATURE
 from apps.inpainting import DEFAULT_TEMPERATURE as INPAINT_TEMPERATURE
 from cinn.errors import CinnError
 
@@ -253,7 +254,7 @@ def build(models, workdir):
                             elem_id="col-input"), "colorization", "colorization")
                         gr.Examples([[p] for p in examples["colorization"]], inputs=inp,
                                     label="or one of scikit-image's photos")
-                        ctl = _controls(gr, "col", 4, 0.8)
+                        ctl = _controls(gr, "col", 4, COLOR_TEMPERATURE)
                         button = gr.Button("Colorize", variant="primary", elem_id="col-run")
                     with gr.Column(scale=2):
                         out = _outputs(gr, "col", "grey input | N colourings | original")

@@ -1,0 +1,111 @@
+"""Global colour draws of the colorization app (``apps.colorization.global_colour``):
+one saturation factor and hue rotation per sample, for training crops and samples."""
+import numpy as np
+import pytest
+
+from apps.cli import main
+from apps.colorization.global_colour import (check_hue, check_saturation, global_draws,
+                                             recolour)
+from apps.colorization.infer import colorize, sample_ab
+from helpers import to_np
+from test_colorization import picture, tiny  # noqa: F401  (the tiny model fixture)
+
+
+def draws(n, seed, saturation=(0.6, 2.4), hue=40.0):
+    return tuple(to_np(d) for d in global_draws(n, seed, saturation, hue))
+
+
+def test_draws_lie_in_their_ranges_and_spread_over_them():
+    scale, degrees = draws(64, 0)
+    assert scale.shape == degrees.shape == (64,) and scale.dtype == np.float32
+    assert scale.min() >= 0.6 - 1e-6 and scale.max() <= 2.4 + 1e-6
+    assert degrees.min() >= -40 and degrees.max() <= 40
+    # evenly spread: for N = 64 (and every power of two) each of N equal parts of the
+    # log-saturation range holds one draw; the angles of 9 draws: one in each ninth
+    for seed in (0, 1, 12345):
+        u = np.log(draws(64, seed)[0] / 0.6) / np.log(4.0)
+        np.testing.assert_array_equal(np.histogram(u, bins=64, range=(0, 1))[0], 1)
+        v = (draws(9, seed)[1] + 40) / 80
+        np.testing.assert_array_equal(np.histogram(v, bins=9, range=(0, 1))[0], 1)
+
+
+def test_draws_depend_on_seed_and_index_only():
+    a, b = draws(8, 3), draws(3, 3)
+    np.testing.assert_array_equal(a[0][:3], b[0])      # sample i's draw does not depend on n
+    np.testing.assert_array_equal(a[1][:3], b[1])
+    c = draws(8, 4)
+    assert not np.allclose(a[0], c[0]) and not np.allclose(a[1], c[1])
+    np.testing.assert_array_equal(draws(8, 3)[0], a[0])
+    one, zero = draws(5, 7, saturation=(1.0, 1.0), hue=0.0)
+    np.testing.assert_array_equal(one, 1.0)
+    np.testing.assert_array_equal(zero, 0.0)
+
+
+def test_recolour_scales_and_rotates_ab_of_each_image():
+    rng = np.random.default_rng(0)
+    ab = rng.normal(0, 0.2, (3, 4, 5, 2)).astype("float32")
+    out = to_np(recolour(ab, np.array([2.0, 1.0, 0.5]), np.array([0.0, 90.0, -30.0])))
+    np.testing.assert_allclose(out[0], 2 * ab[0], rtol=1e-6)
+    np.testing.assert_allclose(out[1], np.stack([-ab[1, ..., 1], ab[1, ..., 0]], -1),
+                               atol=1e-6)           # 90 degrees: (a, b) -> (-b, a)
+    z, zo = ab[2, ..., 0] + 1j * ab[2, ..., 1], out[2, ..., 0] + 1j * out[2, ..., 1]
+    np.testing.assert_allclose(zo, 0.5 * np.exp(-1j * np.pi / 6) * z, atol=1e-6)
+
+
+@pytest.mark.parametrize("bad", [[0, 1], [2, 1], [1], "x", [1, float("inf")]])
+def test_bad_saturation_is_refused(bad):
+    with pytest.raises(ValueError, match="--saturation must be two numbers"):
+        check_saturation(bad, "--saturation")
+
+
+@pytest.mark.parametrize("bad", [-1, 181, "x", [1, 2]])
+def test_bad_hue_is_refused(bad):
+    with pytest.raises(ValueError, match="hue must be a number of degrees"):
+        check_hue(bad)
+
+
+def test_samples_are_the_flows_samples_mapped_by_their_draws(tiny):  # noqa: F811
+    model, _ = tiny
+    from apps.colorization.infer import l_of
+
+    cond = l_of(picture(16, 24))
+    plain = sample_ab(model, cond, n=5, temperature=0.7, seed=2, saturation=None, hue=0)
+    drawn = sample_ab(model, cond, n=5, temperature=0.7, seed=2)
+    scale, degrees = draws(5, 2)
+    np.testing.assert_allclose(drawn, to_np(recolour(plain, scale, degrees)), atol=1e-5)
+    # the same samples however they are chunked or compiled
+    np.testing.assert_allclose(sample_ab(model, cond, n=5, temperature=0.7, seed=2,
+                                         batch_size=2), drawn, atol=1e-5)
+    np.testing.assert_allclose(sample_ab(model, cond, n=5, temperature=0.7, seed=2,
+                                         compiled=True), drawn, atol=1e-5)
+    # no seed: fresh draws, still in range; the samples keep the input's L
+    out = colorize(model, picture(16, 24), n=3, seed=None, saturation=(2.0, 2.0), hue=0)
+    assert out.shape == (3, 16, 24, 3)
+
+
+def _one_line_error(capsys, argv):
+    assert main(argv) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("cinn: error:") and "\n" not in err, err
+    return err
+
+
+def test_command_line_options(tmp_path, capsys, tiny):  # noqa: F811
+    import cv2
+
+    _, weights = tiny
+    pic = tmp_path / "pic.png"
+    cv2.imwrite(str(pic), picture(16, 16))
+    base = ["colorize", str(pic), "-n", "2", "-o", str(tmp_path / "out"), "--weights",
+            str(weights), "--save-samples"]
+    assert "--saturation must be two numbers" in _one_line_error(
+        capsys, base + ["--saturation", "0", "2"])
+    assert "--hue must be a number of degrees" in _one_line_error(capsys, base + ["--hue", "200"])
+    assert "--saturation" in _one_line_error(capsys, base + ["--saturation", "2"])
+    assert not (tmp_path / "out").exists()
+    assert main(base + ["--saturation", "1", "1", "--hue", "0", "--temperature", "0"]) == 0
+    a, b = (cv2.imread(str(tmp_path / "out" / f"pic_sample{k}.png")) for k in (0, 1))
+    assert np.array_equal(a, b)                       # T = 0 without draws: one colouring
+    assert main(base + ["--temperature", "0"]) == 0
+    a, b = (cv2.imread(str(tmp_path / "out" / f"pic_sample{k}.png")) for k in (0, 1))
+    assert not np.array_equal(a, b)                   # with the default draws: two
