@@ -1,6 +1,6 @@
 """``cinn colorize IMAGE [IMAGE...] -n 8 --temperature 0.3 --saturation 0.6 2.4 --hue 40
 --seed 0 -o OUT``."""
-from apps.colorization import DEFAULT_TEMPERATURE
+from apps.colorization.defaults import DEFAULT_TEMPERATURE
 from apps.colorization.global_colour import add_arguments as add_colour_arguments
 from apps.common.sampling_args import add_sampling_arguments, check_sampling_arguments
 

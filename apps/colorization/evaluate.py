@@ -21,7 +21,7 @@ import time
 import numpy as np
 from keras import ops
 
-from apps.colorization import DEFAULT_HUE, DEFAULT_SATURATION, DEFAULT_TEMPERATURE
+from apps.colorization.defaults import DEFAULT_HUE, DEFAULT_SATURATION, DEFAULT_TEMPERATURE
 from apps.colorization.color import merge_lab, split_lab, to_uint8
 from apps.colorization.data import load_colour_images
 from apps.colorization.global_colour import from_arguments, is_identity

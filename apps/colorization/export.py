@@ -13,7 +13,7 @@ backend (up to the rounding of values within float error of a .5 boundary).
 """
 import tensorflow as tf
 
-from apps.colorization import DEFAULT_HUE, DEFAULT_SATURATION
+from apps.colorization.defaults import DEFAULT_HUE, DEFAULT_SATURATION
 from apps.colorization.color import merge_lab, split_lab
 from apps.colorization.global_colour import global_draws, recolour
 from cinn.export import check_sampling_args, pad_to_multiple, sample_with_seed, to_uint8

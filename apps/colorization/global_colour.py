@@ -19,6 +19,8 @@ Keras (nor import it before ``cinn`` sets XLA's flags).
 """
 import math
 
+from apps.colorization.defaults import DEFAULT_HUE, DEFAULT_SATURATION
+
 #: Halton bases (saturation, hue) and the digits that cover sample indices < 2**14
 _BASES = ((2, 14), (3, 9))
 #: per-seed shift of the sequence (golden ratio and sqrt(2) - 1 times the seed)
@@ -54,7 +56,6 @@ def check_hue(hue, name="hue"):
 def from_arguments(args):
     """``(saturation, hue)`` of a command's ``--saturation LO HI`` and ``--hue DEG``
     (not given: the app's defaults), checked; a ``CinnError`` names the option."""
-    from apps.colorization import DEFAULT_HUE, DEFAULT_SATURATION
     from cinn.errors import CinnError
 
     saturation = getattr(args, "saturation", None)
@@ -69,8 +70,6 @@ def from_arguments(args):
 
 def add_arguments(parser, prefix=""):
     """``--saturation LO HI`` and ``--hue DEG`` (a command's global colour draws)."""
-    from apps.colorization import DEFAULT_HUE, DEFAULT_SATURATION
-
     lo, hi = DEFAULT_SATURATION
     parser.add_argument("--saturation", type=float, nargs=2, metavar=("LO", "HI"),
                         help=f"{prefix}each sample's ab scaled by a factor log-uniform "

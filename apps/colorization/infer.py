@@ -2,7 +2,7 @@
 import numpy as np
 from keras import ops
 
-from apps.colorization import DEFAULT_HUE, DEFAULT_SATURATION, DEFAULT_TEMPERATURE
+from apps.colorization.defaults import DEFAULT_HUE, DEFAULT_SATURATION, DEFAULT_TEMPERATURE
 from apps.colorization.color import merge_lab, split_lab, to_uint8
 from apps.colorization.global_colour import (check_hue, check_saturation, global_draws,
                                              is_identity, recolour)
@@ -92,11 +92,16 @@ def _draws(n, seed, saturation, hue):
 
 
 def _recolour(ab, draws):
-    """``ab`` (m, H, W, 2) mapped by the first ``m`` of ``draws`` (``None``: unchanged)."""
+    """``ab`` (m, H, W, 2) mapped in place by the first ``m`` of ``draws`` (``None``:
+    unchanged), ``LAB_ROWS`` rows at a time (no full-size intermediates)."""
     if draws is None:
         return ab
-    scale, degrees = (d[:len(ab)] for d in draws)
-    return np.asarray(ops.convert_to_numpy(recolour(ab, scale, degrees)), "float32")
+    for k, (scale, degrees) in enumerate(zip(*draws)):
+        if k == len(ab):
+            break
+        ab[k] = by_rows(lambda x, s=scale, d=degrees: np.asarray(
+            ops.convert_to_numpy(recolour(x, s, d)), "float32"), ab[k])
+    return ab
 
 
 def _compiled(model, method):

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from apps.demo import jobs
-from apps.colorization import DEFAULT_TEMPERATURE as COLOR_TEMPERATURE
+from apps.colorization.defaults import DEFAULT_TEMPERATURE as COLOR_TEMPERATURE
 from apps.inpainting import DEFAULT_TEMPERATURE as INPAINT_TEMPERATURE
 from cinn.errors import CinnError
 
