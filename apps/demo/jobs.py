@@ -168,8 +168,11 @@ def _noop(*_args, **_kwargs):
     return None
 
 
-def colorize_job(model, path, n=4, temperature=COLOR_TEMPERATURE, seed=0, progress=_noop):
-    """N colourings of an uploaded photo: grey input | samples | original (if colour)."""
+def colorize_job(model, path, n=4, temperature=COLOR_TEMPERATURE, seed=0, colour_draws=True,
+                 progress=_noop):
+    """N colourings of an uploaded photo: grey input | samples | original (if colour).
+    ``colour_draws``: each sample with its global saturation and hue draw (the
+    app's defaults, ``apps.colorization.global_colour``), else the flow's samples alone."""
     from apps.colorization.infer import colorize, grey_of
     from apps.common.images import is_greyscale
 
@@ -178,11 +181,13 @@ def colorize_job(model, path, n=4, temperature=COLOR_TEMPERATURE, seed=0, progre
     name, rgb = read_upload(path, "colorization", "colorization")
     progress(0.2, desc=f"sampling {n} colourings")
     start = time.time()
-    samples = colorize(model, rgb, n=n, temperature=temperature, seed=seed)
+    draws = {} if colour_draws else {"saturation": None, "hue": 0}
+    samples = colorize(model, rgb, n=n, temperature=temperature, seed=seed, **draws)
     progress(0.9, desc="uncertainty map")
     after = [] if is_greyscale(rgb) else [("original", rgb)]
     info = (f"{name}: {rgb.shape[1]}x{rgb.shape[0]}, {n} colourings at temperature "
-            f"{temperature:g}, seed {seed} in {time.time() - start:.1f} s")
+            f"{temperature:g}, seed {seed}, {'with' if colour_draws else 'without'} global "
+            f"colour draws in {time.time() - start:.1f} s")
     return _finish(name, samples, [("grey input", grey_of(rgb))], after, info)
 
 

@@ -174,7 +174,8 @@ A conditional invertible network (cINN) gives not one answer but a distribution:
 each run draws **N samples**. The **uncertainty map** is the per-pixel standard
 deviation across the N samples (black: all samples agree; yellow: they differ most).
 Higher **temperature** gives more varied samples; the same **seed** gives the same
-samples. Everything runs on this machine."""
+samples. Colourings also differ in their overall saturation and hue (**global colour
+draws**; untick the box for the flow's samples alone). Everything runs on this machine."""
 
 
 def _controls(gr, prefix, n, temperature):
@@ -228,8 +229,9 @@ def build(models, workdir):
                 raise _page_error(gr, err) from None
         return handler
 
-    def colorize(path, n, temperature, seed, progress=None):
-        return jobs.colorize_job(models["colorization"], path, n, temperature, seed, progress)
+    def colorize(path, n, temperature, seed, colour_draws=True, progress=None):
+        return jobs.colorize_job(models["colorization"], path, n, temperature, seed,
+                                 bool(colour_draws), progress)
 
     def superres(path, scale, n, temperature, seed, progress=None):
         return jobs.superres_job(models, path, int(str(scale).rstrip("x")), n, temperature,
@@ -255,6 +257,9 @@ def build(models, workdir):
                         gr.Examples([[p] for p in examples["colorization"]], inputs=inp,
                                     label="or one of scikit-image's photos")
                         ctl = _controls(gr, "col", 4, COLOR_TEMPERATURE)
+                        ctl += (gr.Checkbox(
+                            value=True, label="vary each colouring's overall saturation and "
+                            "hue (global colour draws)", elem_id="col-draws"),)
                         button = gr.Button("Colorize", variant="primary", elem_id="col-run")
                     with gr.Column(scale=2):
                         out = _outputs(gr, "col", "grey input | N colourings | original")
