@@ -46,8 +46,9 @@ def run(args):
         grid = RowGrid(out / f"{name}_colorized.png", rgb.shape[:2], n + 1 + colour)
         grid.add(grey_of(rgb))
         stats = RunningStats(squares=True) if args.std_map else None
-        for k, sample in enumerate(iter_colorize(model, rgb, n, temperature, seed,
-                                                          saturation=saturation, hue=hue)):
+        samples = iter_colorize(model, rgb, n, temperature, seed, saturation=saturation,
+                                hue=hue)
+        for k, sample in enumerate(samples):
             grid.add(sample)
             if stats:
                 stats.add(sample)
