@@ -96,10 +96,9 @@ def _recolour(ab, draws):
     unchanged), ``LAB_ROWS`` rows at a time (no full-size intermediates)."""
     if draws is None:
         return ab
-    for k, (scale, degrees) in enumerate(zip(*draws)):
-        if k == len(ab):
-            break
-        ab[k] = by_rows(lambda x, s=scale, d=degrees: np.asarray(
+    scale, degrees = draws
+    for k in range(len(ab)):
+        ab[k] = by_rows(lambda x, s=scale[k], d=degrees[k]: np.asarray(
             ops.convert_to_numpy(recolour(x, s, d)), "float32"), ab[k])
     return ab
 
