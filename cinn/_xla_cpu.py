@@ -4,16 +4,25 @@ jaxlib 0.10 hands convolutions, matrix products, reductions and element-wise fus
 to YNNPACK ("ynn fusions") by default. For the 3x3 convolutions of cinn's subnets
 YNNPACK runs at about half the speed of XLA's own (Eigen) convolutions on an AVX-512
 CPU: a 3x3 convolution of 71 -> 64 channels on 8 x 40 x 40 takes 32 ms forward +
-backward with YNNPACK and 20 ms without (PyTorch's oneDNN: 21 ms). YNNPACK's
-element-wise fusions, on the other hand, sample the small-channel colorization flow
-1.4x faster than XLA's own loops. So cinn keeps YNNPACK for reductions and element-wise
-fusions only (``FUSIONS``): against the default, the bare 4x super-resolution flow
-trains 1.2x and samples 1.25x faster, the colorization flow trains 1.2-1.5x faster and
-samples as fast (``python -m benchmarks.bench``; README, Speed).
+backward with YNNPACK and 20 ms without (PyTorch's oneDNN: 21 ms).
+
+YNNPACK's element-wise fusions are a trade: XLA lets them take in the convolution that
+feeds them (convolution + bias + ReLU becomes one YNNPACK fusion), so with them the
+forward convolutions run in YNNPACK again. For training that loses: without
+element-wise fusions the bare colorization flow trains 4-5% faster and the 4x
+super-resolution flow 2-3% (``python -m benchmarks.bench``; README, Speed). For
+sampling it wins on the small-channel colorization flow (13.5 against 18-20 ms a pass
+of 8). So cinn sets two things:
+
+* ``FUSIONS`` for the whole process: reductions only. This is what the training step
+  that Keras compiles (``model.fit``) gets.
+* ``compiler_options()``: reductions and element-wise fusions, passed to ``jax.jit``
+  for the programs cinn compiles itself (``cinn.compile.compiled``: sampling,
+  encoding), where they are faster.
 
 XLA reads ``XLA_FLAGS`` once, when ``jax`` is first imported, so ``cinn`` adds
-``--xla_cpu_experimental_ynn_fusion_type=reduce,eltwise`` to it on import, before it
-imports Keras, when all of these hold:
+``--xla_cpu_experimental_ynn_fusion_type=reduce`` to it on import, before it imports
+Keras, when all of these hold:
 
 * Keras will run on JAX (``KERAS_BACKEND``, else ``keras.json``);
 * ``jax`` is not imported yet (import ``cinn`` before ``jax`` or ``keras``, or set
@@ -23,7 +32,8 @@ imports Keras, when all of these hold:
 * ``XLA_FLAGS`` does not set ``xla_cpu_experimental_ynn_fusion_type`` already (a
   user's choice wins; ``CINN_XLA_CPU=default`` leaves XLA's defaults alone).
 
-The flag only concerns XLA's CPU code; a GPU is not affected.
+``compiler_options()`` is empty unless cinn set the flag in this process. Both only
+concern XLA's CPU code; a GPU is not affected.
 """
 import json
 import os
@@ -33,8 +43,13 @@ from importlib import metadata
 from cinn._versions import in_range, major_minor
 
 FLAG = "xla_cpu_experimental_ynn_fusion_type"
-#: the fusions XLA still gives to YNNPACK (not convolutions, not matrix products)
-FUSIONS = "reduce,eltwise"
+#: the fusions XLA still gives to YNNPACK in the whole process (``model.fit``'s step)
+FUSIONS = "reduce"
+#: the fusions of the programs cinn compiles itself, as ``jax.jit`` compiler options
+#: spell them (enum names; the ``XLA_FLAGS`` spelling is refused there)
+COMPILED_FUSIONS = "LIBRARY_FUSION_TYPE_REDUCE,LIBRARY_FUSION_TYPE_ELTWISE"
+
+_set_by_cinn = False  # whether ``use_eigen_convolutions`` set the flag in this process
 #: jaxlib versions the flag was measured with: from (inclusive), to (exclusive)
 TESTED_JAXLIB = ((0, 10), (0, 11))
 
@@ -83,7 +98,18 @@ def eigen_convolutions_flags(environ=None, jax_imported=None, version=None):
 
 def use_eigen_convolutions():
     """Set ``XLA_FLAGS`` as ``eigen_convolutions_flags`` says; whether it did."""
+    global _set_by_cinn
     flags = eigen_convolutions_flags()
     if flags is not None:
         os.environ["XLA_FLAGS"] = flags
+        _set_by_cinn = True
     return flags is not None
+
+
+def compiler_options(platform):
+    """``jax.jit``'s ``compiler_options`` for a program cinn compiles itself for
+    ``platform`` (``"cpu"``, ``"gpu"``, ...): YNNPACK's element-wise fusions back on, where
+    cinn set the process flag and the program runs on a CPU; else ``None``."""
+    if not _set_by_cinn or platform != "cpu":
+        return None
+    return {FLAG: COMPILED_FUSIONS}

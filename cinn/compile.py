@@ -27,7 +27,9 @@ def _compile(model, fn):
             with keras.StatelessScope(state_mapping=mapping):
                 return fn(*args)
 
-        jitted = jax.jit(pure)
+        from cinn._xla_cpu import compiler_options
+
+        jitted = jax.jit(pure, compiler_options=compiler_options(jax.default_backend()))
 
         def call(*args):
             return jitted([v.value for v in model.trainable_variables],

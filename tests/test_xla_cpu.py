@@ -1,7 +1,8 @@
 """``cinn/_xla_cpu.py``: importing cinn before JAX makes XLA compile convolutions
 without YNNPACK, only on the JAX backend, only for the tested jaxlib, never over a
-user's own flag; and the probe that the default still uses YNNPACK (when it stops,
-the flag has become pointless: delete it)."""
+user's own flag; cinn's own compiled programs get YNNPACK's element-wise fusions back
+(compiler options this jaxlib accepts); and the probe that the default still uses
+YNNPACK (when it stops, the flag has become pointless: delete it)."""
 import json
 import os
 import subprocess
@@ -15,16 +16,26 @@ from cinn import _xla_cpu
 ROOT = Path(__file__).resolve().parent.parent
 TESTED = _xla_cpu.TESTED_JAXLIB[0]
 
-# a 3x3 convolution of the super-resolution flow's size, compiled; prints whether XLA
-# gave it to YNNPACK
+# a 3x3 convolution of the super-resolution flow's size (argv[2] "layer": with a bias
+# and a ReLU, as a Keras Conv2D computes it), compiled as Keras compiles a training step
+# or (argv[3] "cinn") as cinn.compile does; prints whether XLA gave it to YNNPACK
 PROBE = """
 import sys
 if sys.argv[1] == "cinn":
     import cinn  # noqa: F401
 import jax, jax.numpy as jnp
-conv = jax.jit(lambda x, w: jax.lax.conv_general_dilated(
-    x, w, (1, 1), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC")))
-text = conv.lower(jnp.ones((8, 40, 40, 71)), jnp.ones((3, 3, 71, 64))).compile().as_text()
+
+def conv(x, w):
+    y = jax.lax.conv_general_dilated(
+        x, w, (1, 1), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC"))
+    return jax.nn.relu(y + 0.5) if sys.argv[2] == "layer" else y
+
+options = None
+if sys.argv[3] == "cinn":
+    from cinn._xla_cpu import compiler_options
+    options = compiler_options("cpu")
+jitted = jax.jit(conv, compiler_options=options)
+text = jitted.lower(jnp.ones((8, 40, 40, 71)), jnp.ones((3, 3, 71, 64))).compile().as_text()
 print("YNN" if "ynn_fusion" in text else "EIGEN")
 """
 
@@ -75,11 +86,26 @@ def _probe(*args, **extra):
 
 
 def test_importing_cinn_first_compiles_convolutions_without_ynnpack():
-    assert _probe("cinn") == "EIGEN"
-    assert _probe("cinn", CINN_XLA_CPU="default") == "YNN"
+    assert _probe("cinn", "conv", "keras") == "EIGEN"
+    assert _probe("cinn", "layer", "keras") == "EIGEN"  # no element-wise fusion takes it in
+    assert _probe("cinn", "conv", "keras", CINN_XLA_CPU="default") == "YNN"
+
+
+def test_cinns_own_programs_get_the_element_wise_fusions_back():
+    # the options are spelled as this jaxlib accepts them (a wrong name fails the compile)
+    assert _probe("cinn", "layer", "cinn") == "YNN"
+    assert _probe("cinn", "layer", "cinn", CINN_XLA_CPU="default") == "YNN"  # XLA's default
+
+
+def test_compiler_options_only_where_cinn_set_the_flag(monkeypatch):
+    monkeypatch.setattr(_xla_cpu, "_set_by_cinn", False)
+    assert _xla_cpu.compiler_options("cpu") is None
+    monkeypatch.setattr(_xla_cpu, "_set_by_cinn", True)
+    assert _xla_cpu.compiler_options("cpu") == {_xla_cpu.FLAG: _xla_cpu.COMPILED_FUSIONS}
+    assert _xla_cpu.compiler_options("gpu") is None
 
 
 def test_xla_still_gives_convolutions_to_ynnpack_by_default():
-    assert _probe("plain") == "YNN", (
+    assert _probe("plain", "conv", "keras") == "YNN", (
         "this jaxlib no longer compiles convolutions with YNNPACK by default: "
         "cinn/_xla_cpu.py's flag is pointless; delete it")
