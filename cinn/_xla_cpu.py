@@ -9,8 +9,9 @@ backward with YNNPACK and 20 ms without (PyTorch's oneDNN: 21 ms).
 YNNPACK's element-wise fusions are a trade: XLA lets them take in the convolution that
 feeds them (convolution + bias + ReLU becomes one YNNPACK fusion), so with them the
 forward convolutions run in YNNPACK again. For training that loses: without
-element-wise fusions the bare colorization flow trains 4-5% faster and the 4x
-super-resolution flow 2-3% (``python -m benchmarks.bench``; README, Speed). For
+element-wise fusions the bare colorization flow trains 3-6% faster (6 interleaved
+pairs) and the 4x super-resolution flow as fast, within the machine's noise (README,
+Speed). For
 sampling it wins on the small-channel colorization flow (13.5 against 18-20 ms a pass
 of 8). So cinn sets two things:
 
@@ -48,10 +49,10 @@ FUSIONS = "reduce"
 #: the fusions of the programs cinn compiles itself, as ``jax.jit`` compiler options
 #: spell them (enum names; the ``XLA_FLAGS`` spelling is refused there)
 COMPILED_FUSIONS = "LIBRARY_FUSION_TYPE_REDUCE,LIBRARY_FUSION_TYPE_ELTWISE"
-
-_set_by_cinn = False  # whether ``use_eigen_convolutions`` set the flag in this process
 #: jaxlib versions the flag was measured with: from (inclusive), to (exclusive)
 TESTED_JAXLIB = ((0, 10), (0, 11))
+
+_set_by_cinn = False  # whether ``use_eigen_convolutions`` set the flag in this process
 
 
 def keras_backend_name(environ=None):

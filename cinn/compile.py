@@ -2,11 +2,14 @@
 
 ``compiled(model, "decode")`` returns a function with the signature of
 ``model.decode`` that runs as one compiled program: ``jax.jit`` over the
-model's variables on JAX, ``tf.function`` on TensorFlow, the plain method
+model's variables on JAX (on a CPU with the XLA options of
+``cinn._xla_cpu.compiler_options``), ``tf.function`` on TensorFlow, the plain method
 elsewhere. Compiled functions are cached on the model and retrace for new
 input shapes; Python-side checks (shape errors) run while tracing.
 """
 import keras
+
+from cinn._xla_cpu import compiler_options
 
 
 def compiled(model, method):
@@ -26,8 +29,6 @@ def _compile(model, fn):
                 zip(model.non_trainable_variables, non_trainable))
             with keras.StatelessScope(state_mapping=mapping):
                 return fn(*args)
-
-        from cinn._xla_cpu import compiler_options
 
         jitted = jax.jit(pure, compiler_options=compiler_options(jax.default_backend()))
 
