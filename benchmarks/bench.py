@@ -246,19 +246,39 @@ def _cinn_inputs(spec, batch, seed=0):
     return x, feats
 
 
+def compiled_flow(spec, x, feats, precision="float32", seed=0):
+    """cinn's bare flow of ``spec`` (``flow_only``), initialised on ``(x, feats)`` and
+    compiled with Adam: the model every timing, FLOP count and profile here runs."""
+    import keras
+
+    model = flow_only(spec, [None if f is None else f.shape[1:] for f in feats], precision,
+                      seed)
+    model.initialize(x, feats)
+    model.compile(optimizer=keras.optimizers.Adam(1e-4))
+    return model
+
+
+def fit_batch(x, feats):
+    """``(x, feats)`` as ``fit`` data: no ``None``, no list."""
+    return x, tuple(f for f in feats if f is not None)
+
+
+def repeated(data):
+    """The one batch ``data`` forever, as a ``fit`` generator (one element: all of
+    ``data`` is the model's x)."""
+    while True:
+        yield (data,)
+
+
 def fit_step_times(model, data, steps, warmup=WARMUP_STEPS):
     """Per-step (wall, CPU) seconds of ``model.fit`` on the one batch ``data`` repeated:
     the compiled step as ``cinn train`` runs it (Keras keeps the state on the device
     between steps; ``train_on_batch`` syncs it at every call). A first ``fit`` of
     ``warmup`` steps compiles; the second is timed, each step waited for
     (``StepTimer``)."""
-    def batches():
-        while True:
-            yield (data,)  # one element: all of ``data`` is the model's x
-
-    model.fit(batches(), epochs=1, steps_per_epoch=warmup, verbose=0, shuffle=False)
+    model.fit(repeated(data), epochs=1, steps_per_epoch=warmup, verbose=0, shuffle=False)
     timer = StepTimer.make()
-    model.fit(batches(), epochs=1, steps_per_epoch=steps, verbose=0, shuffle=False,
+    model.fit(repeated(data), epochs=1, steps_per_epoch=steps, verbose=0, shuffle=False,
               callbacks=[timer])
     return step_times(timer.epochs, warmup_epochs=0)
 
@@ -273,13 +293,9 @@ def time_cinn_flow(spec, x, feats, steps, precision="float32", seed=0, sample=Tr
     from cinn.compile import compiled
 
     keras.utils.set_random_seed(seed)
-    model = flow_only(spec, [None if f is None else f.shape[1:] for f in feats], precision,
-                      seed)
-    model.initialize(x, feats)
-    model.compile(optimizer=keras.optimizers.Adam(1e-4))
+    model = compiled_flow(spec, x, feats, precision, seed)
     out = {}
-    data = (x, tuple(f for f in feats if f is not None))  # no None, no list in ``fit`` data
-    out["train_wall"], out["train_cpu"] = fit_step_times(model, data, steps)
+    out["train_wall"], out["train_cpu"] = fit_step_times(model, fit_batch(x, feats), steps)
     if sample:
         rng = np.random.default_rng(seed + 1)
         z = rng.standard_normal((len(x), int(np.prod(x.shape[1:])))).astype("float32")
@@ -458,9 +474,7 @@ def measure_flops(arch, batch):
     out = {"kind": "flops", "arch": arch, "batch": batch, **twin_flops(net, x, feats)}
     if keras.backend.backend() == "jax":
         cx, cfeats = _cinn_inputs(spec, batch)
-        model = flow_only(spec, [None if f is None else f.shape[1:] for f in cfeats])
-        model.initialize(cx, cfeats)
-        model.compile(optimizer=keras.optimizers.Adam(1e-4))
+        model = compiled_flow(spec, cx, cfeats)
         model.train_on_batch((cx, cfeats))
         out.update(cinn_flow_flops(model, cx, cfeats))
     return out
@@ -670,9 +684,7 @@ def measure_app_flops(app, data_dir):
 
     def on_done(model, data, timer):
         x, c, feats, spec = _first_batch(model, data)
-        bare = flow_only(spec, [None if f is None else f.shape[1:] for f in feats])
-        bare.initialize(x, feats)
-        bare.compile(optimizer=keras.optimizers.Adam(1e-4))
+        bare = compiled_flow(spec, x, feats)
         bare.train_on_batch((x, feats))
         got.update(app_step_flops(model, x, c, bare), batch=len(x),
                    backprop=getattr(model, "backprop", "standard"))

@@ -89,24 +89,16 @@ def read_trace(folder):
 
 def profile(arch, steps, folder):
     import jax
-    import keras
 
     from benchmarks import bench
 
     spec = bench.arch_spec(arch)
     x, feats = bench._cinn_inputs(spec, 8)
-    model = bench.flow_only(spec, [None if f is None else f.shape[1:] for f in feats])
-    model.initialize(x, feats)
-    model.compile(optimizer=keras.optimizers.Adam(1e-4))
-    data = (x, tuple(f for f in feats if f is not None))
-
-    def batches():
-        while True:
-            yield (data,)
-
-    model.fit(batches(), epochs=1, steps_per_epoch=bench.WARMUP_STEPS, verbose=0)  # compiles
+    model = bench.compiled_flow(spec, x, feats)
+    data = bench.repeated(bench.fit_batch(x, feats))
+    model.fit(data, epochs=1, steps_per_epoch=bench.WARMUP_STEPS, verbose=0)  # compiles
     with jax.profiler.trace(folder):
-        model.fit(batches(), epochs=1, steps_per_epoch=steps, verbose=0)
+        model.fit(data, epochs=1, steps_per_epoch=steps, verbose=0)
     return read_trace(folder)
 
 

@@ -11,9 +11,8 @@ feeds them (convolution + bias + ReLU becomes one YNNPACK fusion), so with them 
 forward convolutions run in YNNPACK again. For training that loses: without
 element-wise fusions the bare colorization flow trains 3-6% faster (6 interleaved
 pairs) and the 4x super-resolution flow as fast, within the machine's noise (README,
-Speed). For
-sampling it wins on the small-channel colorization flow (13.5 against 18-20 ms a pass
-of 8). So cinn sets two things:
+Speed). For sampling it wins on the small-channel colorization flow (13.5 against 18-20
+ms a pass of 8). So cinn sets two things:
 
 * ``FUSIONS`` for the whole process: reductions only. This is what the training step
   that Keras compiles (``model.fit``) gets.
