@@ -11,14 +11,20 @@ feeds them (convolution + bias + ReLU becomes one YNNPACK fusion), so with them 
 forward convolutions run in YNNPACK again. For training that loses: without
 element-wise fusions the bare colorization flow trains 3-6% faster (6 interleaved
 pairs) and the 4x super-resolution flow as fast, within the machine's noise (README,
-Speed). For sampling it wins on the small-channel colorization flow (13.5 against 18-20
-ms a pass of 8). So cinn sets two things:
+Speed). For sampling it depends on the width of the convolutions: YNNPACK runs 3x3
+convolutions of up to 64 input channels faster than Eigen and wider ones slower (two
+3x3 convolutions with bias and ReLU on 8 x 40 x 40: 32 channels 2.5 against 3.1 ms,
+64: 9.6 against 11.7, 96: 26.9 against 22.3). The small-channel colorization flow
+(widest 3x3 input: 40 channels) samples 1.4x faster with them (13 against 18-20 ms a
+pass of 8); the super-resolution model (subnet inputs of 70-184 channels) samples 9%
+slower. So cinn sets two things:
 
 * ``FUSIONS`` for the whole process: reductions only. This is what the training step
   that Keras compiles (``model.fit``) gets.
-* ``compiler_options()``: reductions and element-wise fusions, passed to ``jax.jit``
-  for the programs cinn compiles itself (``cinn.compile.compiled``: sampling,
-  encoding), where they are faster.
+* ``compiler_options(platform, kernel_shapes)``: reductions and element-wise fusions,
+  passed to ``jax.jit`` for the programs cinn compiles itself
+  (``cinn.compile.compiled``: sampling, encoding) where no 3x3 (or larger)
+  convolution has more than ``NARROW_INPUTS`` input channels.
 
 XLA reads ``XLA_FLAGS`` once, when ``jax`` is first imported, so ``cinn`` adds
 ``--xla_cpu_experimental_ynn_fusion_type=reduce`` to it on import, before it imports
@@ -48,6 +54,9 @@ FUSIONS = "reduce"
 #: the fusions of the programs cinn compiles itself, as ``jax.jit`` compiler options
 #: spell them (enum names; the ``XLA_FLAGS`` spelling is refused there)
 COMPILED_FUSIONS = "LIBRARY_FUSION_TYPE_REDUCE,LIBRARY_FUSION_TYPE_ELTWISE"
+#: the widest input (channels) of a spatial convolution for which a compiled program
+#: still gets ``COMPILED_FUSIONS``
+NARROW_INPUTS = 64
 #: jaxlib versions the flag was measured with: from (inclusive), to (exclusive)
 TESTED_JAXLIB = ((0, 10), (0, 11))
 
@@ -106,10 +115,15 @@ def use_eigen_convolutions():
     return flags is not None
 
 
-def compiler_options(platform):
+def compiler_options(platform, kernel_shapes=()):
     """``jax.jit``'s ``compiler_options`` for a program cinn compiles itself for
-    ``platform`` (``"cpu"``, ``"gpu"``, ...): YNNPACK's element-wise fusions back on, where
-    cinn set the process flag and the program runs on a CPU; else ``None``."""
+    ``platform`` (``"cpu"``, ``"gpu"``, ...) from a model whose weights have the shapes
+    ``kernel_shapes`` (others than 4-D convolution kernels ``(kh, kw, in, out)`` are
+    ignored): YNNPACK's element-wise fusions back on, where cinn set the process flag,
+    the program runs on a CPU and no spatial convolution has more than
+    ``NARROW_INPUTS`` input channels; else ``None``."""
     if not _set_by_cinn or platform != "cpu":
+        return None
+    if any(len(s) == 4 and s[0] * s[1] > 1 and s[2] > NARROW_INPUTS for s in kernel_shapes):
         return None
     return {FLAG: COMPILED_FUSIONS}

@@ -2,9 +2,9 @@
 
 ``compiled(model, "decode")`` returns a function with the signature of
 ``model.decode`` that runs as one compiled program: ``jax.jit`` over the
-model's variables on JAX (on a CPU with the XLA options of
-``cinn._xla_cpu.compiler_options``), ``tf.function`` on TensorFlow, the plain method
-elsewhere. Compiled functions are cached on the model and retrace for new
+model's variables on JAX (on a CPU with the XLA options that
+``cinn._xla_cpu.compiler_options`` gives for the model's convolution widths),
+``tf.function`` on TensorFlow, the plain method elsewhere. Compiled functions are cached on the model and retrace for new
 input shapes; Python-side checks (shape errors) run while tracing.
 """
 import keras
@@ -30,7 +30,9 @@ def _compile(model, fn):
             with keras.StatelessScope(state_mapping=mapping):
                 return fn(*args)
 
-        jitted = jax.jit(pure, compiler_options=compiler_options(jax.default_backend()))
+        options = compiler_options(jax.default_backend(),
+                                   [tuple(w.shape) for w in model.weights])
+        jitted = jax.jit(pure, compiler_options=options)
 
         def call(*args):
             return jitted([v.value for v in model.trainable_variables],

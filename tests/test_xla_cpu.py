@@ -1,7 +1,7 @@
 """``cinn/_xla_cpu.py``: importing cinn before JAX makes XLA compile convolutions
 without YNNPACK, only on the JAX backend, only for the tested jaxlib, never over a
-user's own flag; cinn's own compiled programs get YNNPACK's element-wise fusions back
-(compiler options this jaxlib accepts); and the probe that the default still uses
+user's own flag; cinn's own compiled programs of narrow convolutions get YNNPACK's
+element-wise fusions back (compiler options this jaxlib accepts), wide ones not; and the probe that the default still uses
 YNNPACK (when it stops, the flag has become pointless: delete it)."""
 import json
 import os
@@ -16,9 +16,10 @@ from cinn import _xla_cpu
 ROOT = Path(__file__).resolve().parent.parent
 TESTED = _xla_cpu.TESTED_JAXLIB[0]
 
-# a 3x3 convolution of the super-resolution flow's size (argv[2] "layer": with a bias
-# and a ReLU, as a Keras Conv2D computes it), compiled as Keras compiles a training step
-# or (argv[3] "cinn") as cinn.compile does; prints whether XLA gave it to YNNPACK
+# a 3x3 convolution to 64 channels from argv[4] (default 71, as in the super-resolution
+# flow) on 8 x 40 x 40 (argv[2] "layer": with a bias and a ReLU, as a Keras Conv2D
+# computes it), compiled as Keras compiles a training step or (argv[3] "cinn") as
+# cinn.compile does; prints whether XLA gave it to YNNPACK
 PROBE = """
 import sys
 if sys.argv[1] == "cinn":
@@ -30,12 +31,13 @@ def conv(x, w):
         x, w, (1, 1), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC"))
     return jax.nn.relu(y + 0.5) if sys.argv[2] == "layer" else y
 
+cin = int(sys.argv[4]) if len(sys.argv) > 4 else 71
 options = None
 if sys.argv[3] == "cinn":
     from cinn._xla_cpu import compiler_options
-    options = compiler_options("cpu")
+    options = compiler_options("cpu", [(3, 3, cin, 64), (64,)])
 jitted = jax.jit(conv, compiler_options=options)
-text = jitted.lower(jnp.ones((8, 40, 40, 71)), jnp.ones((3, 3, 71, 64))).compile().as_text()
+text = jitted.lower(jnp.ones((8, 40, 40, cin)), jnp.ones((3, 3, cin, 64))).compile().as_text()
 print("YNN" if "ynn_fusion" in text else "EIGEN")
 """
 
@@ -91,18 +93,41 @@ def test_importing_cinn_first_compiles_convolutions_without_ynnpack():
     assert _probe("cinn", "conv", "keras", CINN_XLA_CPU="default") == "YNN"
 
 
-def test_cinns_own_programs_get_the_element_wise_fusions_back():
+def test_cinns_own_narrow_programs_get_the_element_wise_fusions_back():
     # the options are spelled as this jaxlib accepts them (a wrong name fails the compile)
-    assert _probe("cinn", "layer", "cinn") == "YNN"
+    narrow = str(_xla_cpu.NARROW_INPUTS)
+    assert _probe("cinn", "layer", "cinn", narrow) == "YNN"
+    assert _probe("cinn", "layer", "cinn") == "EIGEN"  # 71 input channels: too wide
     assert _probe("cinn", "layer", "cinn", CINN_XLA_CPU="default") == "YNN"  # XLA's default
 
 
-def test_compiler_options_only_where_cinn_set_the_flag(monkeypatch):
+def test_compiler_options_only_where_cinn_set_the_flag_and_convolutions_are_narrow(
+        monkeypatch):
     monkeypatch.setattr(_xla_cpu, "_set_by_cinn", False)
     assert _xla_cpu.compiler_options("cpu") is None
     monkeypatch.setattr(_xla_cpu, "_set_by_cinn", True)
-    assert _xla_cpu.compiler_options("cpu") == {_xla_cpu.FLAG: _xla_cpu.COMPILED_FUSIONS}
+    fusions = {_xla_cpu.FLAG: _xla_cpu.COMPILED_FUSIONS}
+    assert _xla_cpu.compiler_options("cpu") == fusions
     assert _xla_cpu.compiler_options("gpu") is None
+    widest = _xla_cpu.NARROW_INPUTS
+    # 1x1 convolutions, dense kernels and vectors do not count, a 3x3 one wider does
+    assert _xla_cpu.compiler_options(
+        "cpu", [(3, 3, widest, 96), (1, 1, 320, 64), (500, 10), (7,)]) == fusions
+    assert _xla_cpu.compiler_options("cpu", [(3, 3, 32, 32), (3, 3, widest + 1, 64)]) is None
+
+
+def test_compiled_programs_are_compiled_for_their_models_kernels(monkeypatch):
+    keras = pytest.importorskip("keras")
+    if keras.backend.backend() != "jax":
+        pytest.skip("jax.jit compiler options: JAX backend only")
+    from cinn import compile as cinn_compile
+
+    seen = []
+    monkeypatch.setattr(cinn_compile, "compiler_options",
+                        lambda platform, shapes: seen.append(list(shapes)))
+    model = keras.Sequential([keras.Input((8, 8, 3)), keras.layers.Conv2D(5, 3)])
+    cinn_compile.compiled(model, "predict_on_batch")
+    assert seen == [[(3, 3, 3, 5), (5,)]]
 
 
 def test_xla_still_gives_convolutions_to_ynnpack_by_default():
