@@ -30,11 +30,14 @@ def _compile(model, fn):
             with keras.StatelessScope(state_mapping=mapping):
                 return fn(*args)
 
-        options = compiler_options(jax.default_backend(),
-                                   [tuple(w.shape) for w in model.weights])
-        jitted = jax.jit(pure, compiler_options=options)
+        jitted = None  # made at the first call, when the model has its weights
 
         def call(*args):
+            nonlocal jitted
+            if jitted is None:
+                shapes = [tuple(w.shape) for w in model.weights]
+                jitted = jax.jit(pure, compiler_options=compiler_options(
+                    jax.default_backend(), shapes))
             return jitted([v.value for v in model.trainable_variables],
                           [v.value for v in model.non_trainable_variables], *args)
 

@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from cinn import _xla_cpu
@@ -126,7 +127,9 @@ def test_compiled_programs_are_compiled_for_their_models_kernels(monkeypatch):
     monkeypatch.setattr(cinn_compile, "compiler_options",
                         lambda platform, shapes: seen.append(list(shapes)))
     model = keras.Sequential([keras.Input((8, 8, 3)), keras.layers.Conv2D(5, 3)])
-    cinn_compile.compiled(model, "predict_on_batch")
+    run = cinn_compile.compiled(model, "call")
+    assert run(np.zeros((2, 8, 8, 3), "float32")).shape == (2, 6, 6, 5)
+    run(np.zeros((1, 8, 8, 3), "float32"))  # a new shape retraces, options stay
     assert seen == [[(3, 3, 3, 5), (5,)]]
 
 
