@@ -16,8 +16,8 @@ convolutions of up to 64 input channels faster than Eigen and wider ones slower 
 3x3 convolutions with bias and ReLU on 8 x 40 x 40: 32 channels 2.5 against 3.1 ms,
 64: 9.6 against 11.7, 96: 26.9 against 22.3). The small-channel colorization flow
 (widest 3x3 input: 40 channels) samples 1.4x faster with them (13 against 18-20 ms a
-pass of 8); the super-resolution model (subnet inputs of 70-184 channels) samples 9%
-slower. So cinn sets two things:
+pass of 8); the super-resolution model (subnet inputs of 70-184 channels) samples
+7-9% slower. So cinn sets two things:
 
 * ``FUSIONS`` for the whole process: reductions only. This is what the training step
   that Keras compiles (``model.fit``) gets.

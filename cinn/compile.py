@@ -4,8 +4,9 @@
 ``model.decode`` that runs as one compiled program: ``jax.jit`` over the
 model's variables on JAX (on a CPU with the XLA options that
 ``cinn._xla_cpu.compiler_options`` gives for the model's convolution widths),
-``tf.function`` on TensorFlow, the plain method elsewhere. Compiled functions are cached on the model and retrace for new
-input shapes; Python-side checks (shape errors) run while tracing.
+``tf.function`` on TensorFlow, the plain method elsewhere. Compiled functions are
+cached on the model and retrace for new input shapes; Python-side checks (shape
+errors) run while tracing.
 """
 import keras
 

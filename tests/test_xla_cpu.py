@@ -1,8 +1,9 @@
 """``cinn/_xla_cpu.py``: importing cinn before JAX makes XLA compile convolutions
 without YNNPACK, only on the JAX backend, only for the tested jaxlib, never over a
 user's own flag; cinn's own compiled programs of narrow convolutions get YNNPACK's
-element-wise fusions back (compiler options this jaxlib accepts), wide ones not; and the probe that the default still uses
-YNNPACK (when it stops, the flag has become pointless: delete it)."""
+element-wise fusions back (compiler options this jaxlib accepts), wide ones not; and
+the probe that the default still uses YNNPACK (when it stops, the flag has become
+pointless: delete it)."""
 import json
 import os
 import subprocess
