@@ -10,6 +10,8 @@ condition and ``ab / AB_SCALE`` (about [-1, 1]) as the data.
 import numpy as np
 from keras import ops
 
+from cinn.precision import full_float32
+
 #: ab (and L) scaling of the network's inputs and outputs
 AB_SCALE = 100.0
 L_SCALE = 50.0
@@ -31,8 +33,9 @@ def _to_float(rgb):
 
 
 def _matmul_channels(x, m):
-    """``x[..., :] @ m.T`` for a constant 3x3 matrix ``m``."""
-    return ops.matmul(x, ops.convert_to_tensor(m.T.astype("float32")))
+    """``x[..., :] @ m.T`` for a constant 3x3 matrix ``m`` (in full float32 on GPUs too)."""
+    with full_float32():
+        return ops.matmul(x, ops.convert_to_tensor(m.T.astype("float32")))
 
 
 def rgb_to_lab(rgb):

@@ -3,6 +3,7 @@ import keras
 import numpy as np
 from keras import ops
 
+from cinn.precision import full_float32
 from cinn.blocks.base import InvertibleLayer, num_positions, zeros_per_sample
 
 
@@ -56,11 +57,15 @@ class InvertibleConv1x1(InvertibleLayer):
         return ops.broadcast_to(num_positions(x) * ops.sum(self.log_s), (ops.shape(x)[0],))
 
     def _forward(self, x, c):
-        return _channel_matmul(x, ops.cast(self.weight_matrix(), x.dtype)), self._log_det(x)
+        with full_float32():  # x itself goes through these products: no TF32 on GPUs
+            y = _channel_matmul(x, ops.cast(self.weight_matrix(), x.dtype))
+        return y, self._log_det(x)
 
     def _inverse(self, y, c):
-        w_inv = ops.inv(self.weight_matrix())
-        return _channel_matmul(y, ops.cast(w_inv, y.dtype)), -self._log_det(y)
+        with full_float32():
+            w_inv = ops.inv(self.weight_matrix())
+            x = _channel_matmul(y, ops.cast(w_inv, y.dtype))
+        return x, -self._log_det(y)
 
     def get_config(self):
         return {**super().get_config(), "seed": self.seed}
