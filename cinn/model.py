@@ -11,6 +11,7 @@ from cinn._keras_compat import logs_for_multi_worker_reduce
 from cinn.blocks.base import fmt_shape
 from cinn.compile import compiled
 from cinn.distribute import in_multi_worker, scale_loss_for_replicas
+from cinn.precision import warn_if_tf32
 from cinn.sampling import check_sampling
 from cinn.strips import decode_in_strips
 from cinn.subnets import check_subnet
@@ -197,6 +198,7 @@ class ConditionalINN(keras.Model):
     def build(self, input_shape=None):
         if self.built:
             return
+        warn_if_tf32()
         x, c = self._dummy_inputs()
         self.encode(x, c)
         self.built = True

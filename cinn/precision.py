@@ -16,11 +16,15 @@ matmul precision to float32 for the operations traced inside it (read while trac
 so it holds inside ``jit``; their gradients keep it). Elsewhere it does nothing: CPUs
 compute float32 in float32, and TensorFlow's TF32 switch is process-wide
 (``tf.config.experimental.enable_tensor_float_32_execution(False)``, left to the
-user; README, "Precision on GPUs").
+user; README, "Precision on GPUs"): ``warn_if_tf32()``, called when a model is built,
+says so once per process where it applies.
 """
 import contextlib
+import warnings
 
 import keras
+
+_warned = False
 
 
 @contextlib.contextmanager
@@ -32,3 +36,21 @@ def full_float32():
             yield
     else:
         yield
+
+
+def warn_if_tf32():
+    """Once per process, on TensorFlow with a GPU and TF32 on: warn that inverses are
+    exact only to about 1e-3, and how to switch TF32 off."""
+    global _warned
+    if _warned or keras.backend.backend() != "tensorflow":
+        return
+    import tensorflow as tf
+
+    if (tf.config.experimental.tensor_float_32_execution_enabled()
+            and tf.config.list_physical_devices("GPU")):
+        _warned = True
+        warnings.warn(
+            "cinn: TensorFlow may run float32 products in TF32 on this GPU, and then the "
+            "flow's inverse and log-det are only good to about 1e-3; for exact ones call "
+            "tf.config.experimental.enable_tensor_float_32_execution(False) first",
+            stacklevel=3)

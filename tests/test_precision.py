@@ -1,8 +1,9 @@
-"""``cinn.precision.full_float32``: the linear maps that ``x`` itself goes through are
+"""``cinn.precision``. ``full_float32``: the linear maps that ``x`` itself goes through are
 traced at full float32 precision on JAX (on a GPU JAX would run them in TF32 by default:
 relative errors of about 1e-3, and the flow no longer inverts), the subnets are not.
 What is traced is checked here, on any device; that the flow then inverts on a GPU is
-what tests/test_blocks.py and tests/test_model.py check when run there."""
+what tests/test_blocks.py and tests/test_model.py check when run there. On TensorFlow,
+whose TF32 switch is process-wide, building a model on a GPU with TF32 on warns once."""
 import numpy as np
 import pytest
 from helpers import randomize
@@ -10,8 +11,8 @@ from helpers import randomize
 from cinn import blocks as B
 
 keras = pytest.importorskip("keras")
-pytestmark = pytest.mark.skipif(keras.backend.backend() != "jax",
-                                reason="the precision scope acts on JAX only")
+jax_only = pytest.mark.skipif(keras.backend.backend() != "jax",
+                              reason="the precision scope acts on JAX only")
 
 FULL = "precision=(Precision.HIGHEST, Precision.HIGHEST)"
 
@@ -22,6 +23,7 @@ def traced(fn, *args):
     return str(jax.make_jaxpr(fn)(*args))
 
 
+@jax_only
 def test_conv1x1_products_are_full_float32_both_ways():
     block = B.InvertibleConv1x1(seed=1)
     x = np.random.default_rng(0).standard_normal((2, 4, 4, 3)).astype("float32")
@@ -33,6 +35,7 @@ def test_conv1x1_products_are_full_float32_both_ways():
         assert text.count(FULL) == products, text
 
 
+@jax_only
 def test_conv1x1_gradient_products_are_full_float32():
     import jax
 
@@ -43,6 +46,7 @@ def test_conv1x1_gradient_products_are_full_float32():
     assert text.count("dot_general[") == text.count(FULL) > 0, text
 
 
+@jax_only
 def test_subnets_keep_the_default_precision():
     block = B.AffineCoupling({"hidden": 8})
     rng = np.random.default_rng(0)
@@ -55,6 +59,7 @@ def test_subnets_keep_the_default_precision():
     assert "HIGHEST" not in text, text
 
 
+@jax_only
 def test_colour_matrices_are_full_float32():
     from apps.colorization.color import lab_to_rgb, rgb_to_lab
 
@@ -62,3 +67,36 @@ def test_colour_matrices_are_full_float32():
     for fn in (rgb_to_lab, lambda v: lab_to_rgb(rgb_to_lab(v))):
         text = traced(fn, rgb)
         assert text.count("dot_general[") == text.count(FULL) > 0, text
+
+
+@pytest.mark.skipif(keras.backend.backend() != "tensorflow", reason="TensorFlow's TF32 switch")
+def test_tensorflow_tf32_on_a_gpu_warns_once(monkeypatch):
+    import warnings
+
+    import tensorflow as tf
+
+    import cinn.precision as P
+    from cinn import ConditionalINN
+
+    def model():
+        return ConditionalINN((None, None, 2), (None, None, 1), [{"blocks": 1}], seed=0)
+
+    monkeypatch.setattr(P, "_warned", False)
+    with warnings.catch_warnings():  # this machine: no GPU, no warning
+        warnings.simplefilter("error")
+        model().build()
+    monkeypatch.setattr(tf.config, "list_physical_devices",
+                        lambda kind=None: ["GPU:0"] if kind == "GPU" else [])
+    with pytest.warns(UserWarning, match="enable_tensor_float_32_execution"):
+        model().build()
+    with warnings.catch_warnings():  # once per process
+        warnings.simplefilter("error")
+        model().build()
+    monkeypatch.setattr(P, "_warned", False)
+    tf.config.experimental.enable_tensor_float_32_execution(False)
+    try:
+        with warnings.catch_warnings():  # TF32 off: exact, no warning
+            warnings.simplefilter("error")
+            model().build()
+    finally:
+        tf.config.experimental.enable_tensor_float_32_execution(True)
