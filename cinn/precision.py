@@ -11,13 +11,12 @@ Jacobian's by 4e-3, and gradients by inversion differed from standard backpropag
 by up to 8%.
 
 ``keras.ops`` has no precision argument. ``full_float32()`` (for your own blocks' linear
-maps too) scopes JAX's default
-matmul precision to float32 for the operations traced inside it (read while tracing,
-so it holds inside ``jit``; their gradients keep it). Elsewhere it does nothing: CPUs
-compute float32 in float32, and TensorFlow's TF32 switch is process-wide
-(``tf.config.experimental.enable_tensor_float_32_execution(False)``, left to the
-user; README, "Precision on GPUs"): ``warn_if_tf32()``, called when a model is built,
-says so once per process where it applies.
+maps too) scopes JAX's default matmul precision to float32 for the operations traced
+inside it (read while tracing, so it holds inside ``jit``; their gradients keep it).
+Elsewhere it does nothing: CPUs compute float32 in float32, and TensorFlow's TF32 switch
+is process-wide (``tf.config.experimental.enable_tensor_float_32_execution(False)``,
+left to the user; README, "Precision on GPUs"): ``warn_if_tf32()``, called when a model
+is built, says so once per process where it applies.
 """
 import contextlib
 import warnings
@@ -29,6 +28,7 @@ _warned = False
 
 @contextlib.contextmanager
 def full_float32():
+    """Operations traced inside run at full float32 precision (JAX; a no-op elsewhere)."""
     if keras.backend.backend() == "jax":
         import jax
 

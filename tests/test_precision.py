@@ -1,16 +1,17 @@
-"""``cinn.precision``. ``full_float32``: the linear maps that ``x`` itself goes through are
-traced at full float32 precision on JAX (on a GPU JAX would run them in TF32 by default:
-relative errors of about 1e-3, and the flow no longer inverts), the subnets are not.
-What is traced is checked here, on any device; that the flow then inverts on a GPU is
-what tests/test_blocks.py and tests/test_model.py check when run there. On TensorFlow,
-whose TF32 switch is process-wide, building a model on a GPU with TF32 on warns once."""
+"""``cinn.precision``: with ``full_float32`` the linear maps that ``x`` itself goes through
+are traced at full float32 precision on JAX (on a GPU JAX would run them in TF32 by
+default: relative errors of about 1e-3, and the flow no longer inverts), the subnets are
+not. What is traced is checked here, on any device; that the flow then inverts on a GPU
+is what tests/test_blocks.py and tests/test_model.py check when run there. On
+TensorFlow, whose TF32 switch is process-wide, building a model on a GPU with TF32 on
+warns once."""
+import keras
 import numpy as np
 import pytest
 from helpers import randomize
 
 from cinn import blocks as B
 
-keras = pytest.importorskip("keras")
 jax_only = pytest.mark.skipif(keras.backend.backend() != "jax",
                               reason="the precision scope acts on JAX only")
 

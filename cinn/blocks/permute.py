@@ -3,8 +3,8 @@ import keras
 import numpy as np
 from keras import ops
 
-from cinn.precision import full_float32
 from cinn.blocks.base import InvertibleLayer, num_positions, zeros_per_sample
+from cinn.precision import full_float32
 
 
 def _channel_matmul(x, w):
