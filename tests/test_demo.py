@@ -14,7 +14,6 @@ tabs (small PNGs; the README's are made this way, ``docs/demo``).
 import importlib.util
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -219,14 +218,16 @@ def wait_until_served(url, proc=None, log=None, timeout=300):
     pytest.fail(f"{url} not served after {timeout} s")
 
 
-SERVED_TESTS = ("test_two_clients_at_once_and_bad_input", "test_in_a_browser")
+SERVED_TESTS = ("test_two_clients_at_once_and_bad_input", "test_in_a_browser",
+                "test_sigterm_stops_the_demo_and_removes_its_folder")
 
 
 @pytest.fixture(scope="module", autouse=True)
 def demo_process(request, tmp_path_factory):
     """TensorFlow: ``cinn demo --port FREE`` with the shipped weights, started in a
     subprocess before this module's first test (so that it loads while the other
-    tests run), when a test that needs it was selected. Yields (url, log) or None."""
+    tests run), when a test that needs it was selected, with its own TMPDIR. Yields
+    (url, log, process, TMPDIR) or None."""
     wanted = any(item.originalname in SERVED_TESTS for item in request.session.items
                  if item.module is request.module)
     if BACKEND != "tensorflow" or not wanted or importlib.util.find_spec("gradio") is None:
@@ -234,17 +235,18 @@ def demo_process(request, tmp_path_factory):
         return
     port = free_port()
     log = tmp_path_factory.mktemp("demo") / "server.log"
+    tmp = tmp_path_factory.mktemp("demo_tmp")
     cinn = Path(sys.executable).with_name("cinn")
     cmd = [str(cinn)] if cinn.exists() else [sys.executable, "-m", "apps.cli"]
     with open(log, "w") as out:
         proc = subprocess.Popen(cmd + ["demo", "--port", str(port)], cwd=ROOT, stdout=out,
-                                stderr=subprocess.STDOUT)
+                                stderr=subprocess.STDOUT, env={**os.environ, "TMPDIR": str(tmp)})
     try:
-        yield f"http://127.0.0.1:{port}/", log, proc
+        yield f"http://127.0.0.1:{port}/", log, proc, tmp
     finally:
-        proc.send_signal(signal.SIGINT)                 # Ctrl+C: the server tidies up,
-        try:                                            # then TensorFlow takes its time
-            proc.wait(3)                                # to exit: no need to wait for it
+        proc.terminate()                                # the server tidies up, then
+        try:                                            # TensorFlow takes its time to
+            proc.wait(3)                                # exit: no need to wait for it
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
@@ -256,7 +258,7 @@ def demo_url(demo_process, tmp_path_factory):
     served in-process with the shipped colorization model."""
     pytest.importorskip("gradio")
     if demo_process is not None:
-        url, log, proc = demo_process
+        url, log, proc, _ = demo_process
         wait_until_served(url, proc, log)
         yield url, log
         return
@@ -569,3 +571,16 @@ def drive_every_tab(page, url, tmp_path):
     assert 2 < missing < 60, info
     page.screenshot("inpainting")
     assert not page.toasts()
+
+
+@pytest.mark.skipif(BACKEND != "tensorflow", reason="``cinn demo`` runs as a process on "
+                    "TensorFlow only (module docstring)")
+def test_sigterm_stops_the_demo_and_removes_its_folder(demo_url, demo_process):
+    """Last in this module. ``kill`` (SIGTERM, what ``docker stop`` and systemd send;
+    a shell's background job ignores Ctrl+C's SIGINT) stops ``cinn demo`` as Ctrl+C
+    does: exit code 0, and its folder of uploads and results is removed."""
+    _, log, proc, tmp = demo_process
+    assert len(list(tmp.glob("cinn-demo-*"))) == 1
+    proc.terminate()
+    assert proc.wait(120) == 0, log.read_text()[-2000:]
+    assert not list(tmp.glob("cinn-demo-*"))

@@ -1,5 +1,7 @@
 """``cinn demo [--host 127.0.0.1] [--port 7860] [--weights-dir DIR]``: the three apps
 in a local web page (``pip install -e '.[demo]'`` for Gradio)."""
+import shutil
+import signal
 
 
 def add_command(sub):
@@ -38,6 +40,10 @@ def run(args):
           flush=True)
     models = jobs.load_models(args.weights_dir, say=lambda m: print(m, flush=True))
     workdir = ui.make_workdir()
+    # SIGTERM (kill, docker stop, systemd) stops the server as Ctrl+C does, so that
+    # the folder of uploads and results is removed below; a background job started
+    # by a shell ignores Ctrl+C's SIGINT, and SIGTERM's default would skip `finally`.
+    stop_like_ctrl_c = signal.signal(signal.SIGTERM, _interrupt)
     try:
         demo = ui.build(models, workdir)
         print(f"[cinn] demo: starting http://{args.host}:{args.port} (Ctrl+C stops it)",
@@ -49,7 +55,10 @@ def run(args):
         raise CinnError(f"cannot serve on {args.host}:{args.port} ({why}); try another "
                         "--port") from None
     finally:
-        import shutil
-
+        signal.signal(signal.SIGTERM, stop_like_ctrl_c)
         shutil.rmtree(workdir, ignore_errors=True)
     return 0
+
+
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt
