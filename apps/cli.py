@@ -18,14 +18,15 @@ def _add_train(sub):
     p.add_argument("--data", required=True, help="folder of training images")
     p.add_argument("--config", help="YAML config (default: configs/APP.yaml)")
     p.add_argument("--out", help="run folder (default: runs/APP); rerun to resume")
-    p.add_argument("--epochs", type=int)
+    p.add_argument("--epochs", type=int, help="number of epochs (default: the config's)")
     p.add_argument("--steps", type=int, help="steps per epoch")
     p.add_argument("--batch-size", type=int, help="global batch size")
     p.add_argument("--crop", type=int, help="side of the square training crops in pixels "
                    "(super-resolution: of the HR crop)")
     p.add_argument("--lr", type=float, help="learning rate")
     p.add_argument("--scale", type=int, choices=(4, 8), help="super-resolution factor")
-    p.add_argument("--seed", type=int)
+    p.add_argument("--seed", type=int, help="seed of the initial weights, crops and data order "
+                   "(default: the config's, else 0)")
     p.add_argument("--init", metavar="WEIGHTS.keras",
                    help="warm start: the weights of this model file (same architecture), "
                    "a fresh optimizer; ignored when --out holds a checkpoint (resume)")
@@ -36,7 +37,9 @@ def _add_train(sub):
                    help="inverse: backpropagation by inversion, the flow keeps no activations "
                    "(activation memory independent of depth on JAX, at 1.2-1.5x the step "
                    "time on a CPU; default: the config's train.backprop, else standard)")
-    p.add_argument("--verbose", type=int, default=1, choices=(0, 1, 2))
+    p.add_argument("--verbose", type=int, choices=(0, 1, 2),
+                   help="0: quiet, 1: a progress bar, 2: one line per epoch (default: 1 on a "
+                   "terminal, 2 when the output goes to a file or pipe, e.g. a nohup log)")
     p.add_argument("--strategy", choices=("auto", "one", "mirrored", "multiworker"),
                    help="data-parallel training: mirrored = all local GPUs, multiworker = "
                    "machines named by TF_CONFIG, auto = mirrored with several GPUs "

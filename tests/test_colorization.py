@@ -282,9 +282,14 @@ def test_train_then_evaluate_tiny(tmp_path, capsys):
         "data: {crop: 16, batch_size: 4, steps_per_epoch: 2, val_images: 0}\n"
         "train: {epochs: 1, learning_rate: 0.001, tensorboard: false}\n")
     run = tmp_path / "run"
+    capsys.readouterr()
     assert main(["train", "colorization", "--data", str(data), "--config", str(cfg),
-                 "--out", str(run), "--verbose", "0"]) == 0
+                 "--out", str(run)]) == 0
     assert (run / "model.keras").exists()
+    # output to a file or pipe (a nohup log): one plain line per epoch, no progress bar
+    log = capsys.readouterr().out
+    assert "\x1b" not in log and "\r" not in log, repr(log[-300:])
+    assert [ln.split(" - ")[0] for ln in log.splitlines() if " - loss: " in ln] == ["2/2"], log
     # shipping drops the optimizer state and keeps the weights
     from apps.common.pretrained import load_model, ship
 

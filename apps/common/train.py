@@ -1,6 +1,7 @@
 """``cinn train APP``: the same training command for every app."""
 import importlib
 import json
+import sys
 import time
 from functools import partial
 from pathlib import Path
@@ -97,7 +98,7 @@ def run(args):
                         clipnorm=tcfg.get("clipnorm"),
                         global_clipnorm=tcfg.get("global_clipnorm"), out_dir=out,
                         lr_schedule=tcfg.get("lr_schedule", "constant"),
-                        checkpoint_every=tcfg.get("checkpoint_every"), verbose=args.verbose,
+                        checkpoint_every=tcfg.get("checkpoint_every"), verbose=_verbosity(args),
                         tensorboard=bool(tcfg.get("tensorboard", True)),
                         render=task_render(task, model), seed=seed,
                         jit_compile=tcfg.get("jit_compile", "auto"),
@@ -112,3 +113,11 @@ def run(args):
     (out / "history.json").write_text(json.dumps(summary, indent=2))
     print(f"[cinn] done in {summary['seconds']} s; model saved to {out / 'model.keras'}")
     return 0
+
+
+def _verbosity(args):
+    """``--verbose``, else Keras' progress bar on a terminal and one line per epoch in a
+    log file (a progress bar there is one long line of control characters)."""
+    if getattr(args, "verbose", None) is not None:
+        return args.verbose
+    return 1 if sys.stdout.isatty() else 2
