@@ -15,9 +15,6 @@ them: the flow at ``--temperature``, then each sample's global colour draw
 (``--saturation``, ``--hue``; ``apps.colorization.global_colour``), the unconditional
 flow's too. Bits/dim are the flow's, ``p(ab | L)``, before any global draw.
 """
-import sys
-import time
-
 import numpy as np
 from keras import ops
 
@@ -28,6 +25,7 @@ from apps.colorization.global_colour import from_arguments, is_identity
 from apps.colorization.infer import _compiled, sample_ab
 from apps.common.data import center_crops
 from apps.common.pretrained import default_weights, load_model
+from apps.common.progress import progress
 from apps.common.sampling_args import curve_temperatures
 from cinn.errors import CinnError
 
@@ -111,25 +109,19 @@ NAMES = {"cinn": "cINN (L -> ab)", "uncond": "same flow, no condition",
 
 
 def evaluate_images(model, images, n=8, temperature=DEFAULT_TEMPERATURE, seed=0, uncond=None,
-                    regressor=None, progress=False, saturation=DEFAULT_SATURATION,
+                    regressor=None, show_progress=False, saturation=DEFAULT_SATURATION,
                     hue=DEFAULT_HUE):
     """Per-method lists of per-image metric dicts (keys of ``NAMES``; a baseline
     whose model is ``None`` is left out). The unconditional flow's samples get the
     same global colour draws as the cINN's."""
     rows = {"cinn": [], "uncond": [], "l2": [], "grey": []}
-    start = time.time()
-    for i, rgb in enumerate(images):
+    for rgb in progress(images, f"images, T = {temperature:g}") if show_progress else images:
         rows["cinn"].append(score(model, rgb, n, temperature, seed, saturation, hue))
         if uncond is not None:
             rows["uncond"].append(score(uncond, rgb, n, temperature, seed, saturation, hue))
         if regressor is not None:
             rows["l2"].append(score_regressor(regressor, rgb))
         rows["grey"].append(score_grey(rgb))
-        if progress:
-            print(f"\r[cinn] {i + 1}/{len(images)} images, {time.time() - start:.0f} s",
-                  end="", file=sys.stderr, flush=True)
-    if progress:
-        print(file=sys.stderr)
     return {k: v for k, v in rows.items() if v}
 
 
@@ -184,7 +176,7 @@ def run(args):
                         f"{model.multiple} pixels")
     rows = evaluate_images(model, images, n, temperature, args.seed,
                            uncond=baselines.get("uncond"), regressor=baselines.get("l2"),
-                           progress=True, saturation=saturation, hue=hue)
+                           show_progress=True, saturation=saturation, hue=hue)
     gt_colour = float(np.mean([colourfulness(rgb) for rgb in images]))
     size = f"{args.size}x{args.size} centre crops" if args.size else "full images"
     print(f"colorization on {args.data}: {len(images)} colour images ({size}), "
@@ -193,7 +185,7 @@ def run(args):
     print(f"ground-truth colourfulness: {gt_colour:.1f}")
     print(format_table(rows, gt_colour, missing))
     if temperatures:
-        curve = [(t, evaluate_images(model, images, n, t, args.seed, progress=True,
+        curve = [(t, evaluate_images(model, images, n, t, args.seed, show_progress=True,
                                      saturation=saturation, hue=hue)["cinn"])
                  for t in temperatures]
         print(f"\n# the cINN at each temperature (N = {n}, seed {args.seed})")

@@ -11,6 +11,7 @@ import numpy as np
 
 from apps.common.data import center_crops, load_folder
 from apps.common.pretrained import load_model
+from apps.common.progress import progress
 from apps.common.regressor import Regressor
 from apps.inpainting import DEFAULT_TEMPERATURE
 from apps.inpainting.infer import inpaint
@@ -45,13 +46,15 @@ def eval_masks(images, seed):
             for i, img in enumerate(images)]
 
 
-def evaluate_images(model, images, n=8, temperature=DEFAULT_TEMPERATURE, seed=0):
+def evaluate_images(model, images, n=8, temperature=DEFAULT_TEMPERATURE, seed=0,
+                    show_progress=False):
     """Metrics (dict of floats) over a list of uint8 RGB images with fixed masks."""
     rows = {k: [] for k in ("psnr_best", "psnr_single", "ssim_best", "ssim_single",
                             "psnr_mean", "ssim_mean", "diversity", "psnr_telea",
                             "ssim_telea", "coverage", "psnr_fill", "ssim_fill")}
     fill_net = getattr(model, "fill_net", None)
-    for i, (img, mask) in enumerate(zip(images, eval_masks(images, seed))):
+    pairs = list(zip(images, eval_masks(images, seed)))
+    for i, (img, mask) in enumerate(progress(pairs, "images") if show_progress else pairs):
         samples = inpaint(model, img, mask, n=n, temperature=temperature, seed=seed + i)
         psnrs = [hole_psnr(s, img, mask) for s in samples]
         ssims = [hole_ssim(s, img, mask) for s in samples]
@@ -105,7 +108,7 @@ def run(args):
     temperature = DEFAULT_TEMPERATURE if args.temperature is None else args.temperature
     start = time.time()
     r = evaluate_images(model, images, n=args.num_samples, temperature=temperature,
-                        seed=args.seed)
+                        seed=args.seed, show_progress=True)
     size = f"{args.size}x{args.size} centre crops" if args.size else "full images"
     print(f"inpainting on {args.data}: {len(images)} images ({size}), fixed masks "
           f"(seed {args.seed}, boxes and brush strokes, 10-50 % of the image), "

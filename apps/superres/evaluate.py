@@ -18,6 +18,7 @@ import numpy as np
 
 from apps.common.data import center_crops
 from apps.common.images import IMAGE_SUFFIXES, list_images, read_image
+from apps.common.progress import progress
 from apps.common.sampling_args import curve_temperatures
 from apps.superres import infer
 from apps.superres.resize import downscale, make_lr
@@ -111,7 +112,7 @@ def diversity_score(samples, hr, patch=16):
 
 
 def evaluate_folder(model, folder, n=8, temperature=0.9, seed=0, limit=None, size=None,
-                    temperatures=(), diversity_samples=0):
+                    temperatures=(), diversity_samples=0, show_progress=False):
     """Mean metrics over the images of one folder (a dict). With ``diversity_samples``
     (NTIRE: 10) also ``ntire_diversity`` (``diversity_score``; ``max(n,
     diversity_samples)`` samples are drawn at ``temperature``, the first ``n`` make
@@ -119,7 +120,9 @@ def evaluate_folder(model, folder, n=8, temperature=0.9, seed=0, limit=None, siz
     PSNR-Y of one sample per image (seed ``seed + image index``)."""
     s = model.scale
     rows = []
-    for i, path in enumerate(list_images(folder)[:limit]):
+    paths = list_images(folder)[:limit]
+    for i, path in enumerate(progress(paths, f"images of {Path(folder).name}")
+                             if show_progress else paths):
         hr = read_image(path)
         if size:
             hr = center_crops([hr], size)[0]
@@ -214,7 +217,7 @@ def run(args):
     for name, folder in datasets(args.data):
         t = time.time()
         r = evaluate_folder(model, folder, args.num_samples, temperature, args.seed,
-                            args.limit, args.size, temperatures, div)
+                            args.limit, args.size, temperatures, div, show_progress=True)
         results.append((name, r))
         print(f"# {name}: {r['images']} images in {time.time() - t:.0f} s", flush=True)
     print(format_table(results))
