@@ -283,12 +283,16 @@ def demo_url(demo_process, tmp_path_factory):
             os.environ["GRADIO_TEMP_DIR"] = saved
 
 
-def test_two_clients_at_once_and_bad_input(demo_url, tmp_path):
+def test_two_clients_at_once_and_bad_input(demo_url, tmp_path, monkeypatch):
     """Two HTTP clients send a request at the same moment: both are answered (one
     queue). A corrupt file gets a clear error, and the next request still works."""
     from gradio_client import Client, handle_file
     from gradio_client.exceptions import AppError
 
+    # gradio_client leaves an empty folder in the temporary directory for every file
+    # it downloads: here, not in /tmp
+    (tmp_path / "client_tmp").mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "client_tmp"))
     url, log = demo_url
     pics = [write_png(tmp_path / f"pic{k}.png", photo(24, name))
             for k, name in enumerate(("astronaut", "coffee"))]
