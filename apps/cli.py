@@ -85,10 +85,29 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(f"{message} (see {self.prog} --help)")
 
 
+class _Version(argparse.Action):
+    """``cinn --version``: ``cinn 0.1.0 (Keras 3.15.1, TensorFlow 2.21.0, JAX 0.10.2)``,
+    from the installed packages' metadata, without importing them."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        from importlib.metadata import PackageNotFoundError, version
+
+        found = []
+        for name, dist in (("Keras", "keras"), ("TensorFlow", "tensorflow"), ("JAX", "jax")):
+            try:
+                found.append(f"{name} {version(dist)}")
+            except PackageNotFoundError:
+                pass
+        print(f"cinn {version('cinn')} ({', '.join(found)})")
+        parser.exit()
+
+
 def build_parser():
     parser = _Parser(
         prog="cinn", description="Conditional invertible neural networks for images: "
         "many plausible answers for one input.")
+    parser.add_argument("--version", action=_Version, nargs=0,
+                        help="the versions of cinn, Keras and the backends installed")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_train(sub)
     _add_evaluate(sub)

@@ -262,3 +262,14 @@ def test_strip_features_equal_one_pass(models):
     for a, b in zip(strips, full):
         assert np.abs(a - b).max() <= 1e-5
     assert strip_features(model, c) is None                   # small: one pass
+
+
+def test_version_names_cinn_and_its_frameworks(capsys):
+    from importlib.metadata import version
+
+    with pytest.raises(SystemExit) as done:
+        main(["--version"])
+    assert done.value.code == 0
+    line = capsys.readouterr().out
+    assert line.startswith(f"cinn {version('cinn')} (Keras {version('keras')}, ")
+    assert line.count("\n") == 1
