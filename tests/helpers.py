@@ -1,4 +1,7 @@
-"""Test helpers: backend-specific autodiff Jacobians and weight perturbation."""
+"""Test helpers: backend-specific autodiff Jacobians, weight perturbation, the examples."""
+import importlib.util
+from pathlib import Path
+
 import keras
 import numpy as np
 from keras import ops
@@ -67,3 +70,12 @@ def tiny_app_models(folder):
         model.save(path)
         out[app] = (model, path)
     return out
+
+
+def example(name):
+    """The module ``examples/NAME.py`` (the examples folder is not a package)."""
+    path = Path(__file__).resolve().parent.parent / "examples" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(f"examples_{name}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

@@ -8,7 +8,7 @@ import sys
 import keras
 import numpy as np
 import pytest
-from helpers import randomize, to_np
+from helpers import example, randomize, to_np
 
 from cinn import ConditionalINN
 from cinn.conditioning import ConditionNet
@@ -134,32 +134,12 @@ def test_weights_load_on_the_other_backend(tmp_path, trained_like):
     assert diff < 1e-4
 
 
-def moons(n, rng):
-    """Two moons, rotated by the condition angle c in [0, 2pi)."""
-    t = rng.uniform(0, np.pi, n)
-    upper = rng.random(n) < 0.5
-    pts = np.where(upper[:, None], np.stack([np.cos(t), np.sin(t)], 1),
-                   np.stack([1 - np.cos(t), 0.5 - np.sin(t)], 1))
-    pts = pts - [0.5, 0.25] + 0.05 * rng.standard_normal((n, 2))
-    ang = rng.uniform(0, 2 * np.pi, n)
-    rot = np.stack([np.stack([np.cos(ang), -np.sin(ang)], -1),
-                    np.stack([np.sin(ang), np.cos(ang)], -1)], 1)
-    x = np.einsum("nij,nj->ni", rot, pts).astype("float32")
-    c = np.stack([np.cos(ang), np.sin(ang)], 1).astype("float32")
-    return x, c
+moons = example("rotated_moons").moons       # the example's data, in 2-D
 
 
 @pytest.fixture(scope="module")
 def moons_model():
-    keras.utils.set_random_seed(0)
-    rng = np.random.default_rng(0)
-    x, c = moons(6000, rng)
-    model = ConditionalINN((2,), (2,), [{"blocks": 6, "permute": "random",
-                                         "subnet": {"type": "dense", "hidden": 64}}], seed=0)
-    model.initialize(x[:512], c[:512])
-    model.compile(optimizer=keras.optimizers.Adam(3e-3))
-    model.fit((x, c), batch_size=200, epochs=12, verbose=0)
-    return model
+    return example("rotated_moons").train(epochs=12)
 
 
 def _principal_angle(pts):
@@ -178,19 +158,10 @@ def test_toy_problem_learns_conditional_density(moons_model):
         cond = np.array([[np.cos(ang), np.sin(ang)]], "float32")
         s = to_np(moons_model.sample(cond, n=2000, seed=4))[0]
         rot = np.array([[np.cos(ang), -np.sin(ang)], [np.sin(ang), np.cos(ang)]])
-        ref = np.einsum("ij,nj->ni", rot, _unrotated(4000))
+        ref = np.einsum("ij,nj->ni", rot, moons(4000, np.random.default_rng(6), angle=0)[0])
         diff = abs(_principal_angle(s) - _principal_angle(ref))
         assert min(diff, math.pi - diff) < math.radians(20), (ang, _principal_angle(s))
         np.testing.assert_allclose(np.trace(np.cov(s.T)), np.trace(np.cov(ref.T)), rtol=0.25)
-
-
-def _unrotated(n):
-    rng = np.random.default_rng(6)
-    t = rng.uniform(0, np.pi, n)
-    upper = rng.random(n) < 0.5
-    pts = np.where(upper[:, None], np.stack([np.cos(t), np.sin(t)], 1),
-                   np.stack([1 - np.cos(t), 0.5 - np.sin(t)], 1))
-    return pts - [0.5, 0.25] + 0.05 * rng.standard_normal((n, 2))
 
 
 def test_samples_are_finite_at_high_temperature(moons_model):
