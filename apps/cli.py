@@ -92,13 +92,14 @@ class _Version(argparse.Action):
     def __call__(self, parser, namespace, values, option_string=None):
         from importlib.metadata import PackageNotFoundError, version
 
-        found = []
-        for name, dist in (("Keras", "keras"), ("TensorFlow", "tensorflow"), ("JAX", "jax")):
+        found = {}
+        for name in ("cinn", "Keras", "TensorFlow", "JAX"):
             try:
-                found.append(f"{name} {version(dist)}")
-            except PackageNotFoundError:
-                pass
-        print(f"cinn {version('cinn')} ({', '.join(found)})")
+                found[name] = version(name.lower())
+            except PackageNotFoundError:     # a framework not installed; cinn run from
+                pass                         # a source tree that pip has not installed
+        frameworks = ", ".join(f"{k} {v}" for k, v in found.items() if k != "cinn")
+        print(f"cinn {found.get('cinn', '(not installed)')} ({frameworks})")
         parser.exit()
 
 
