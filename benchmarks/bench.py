@@ -45,7 +45,7 @@ What one run measures, in this order:
    "decode")``; FrEIA: ``rev=True``). Process CPU time (``time.process_time``) per step is
    recorded beside the wall time. Across rounds: median and [min-max]; the cinn / FrEIA
    ratio is formed per round (paired) and its median and [min-max] reported.
-4. **Full app step**, per app: ``cinn train APP`` itself (``apps.cli``'s parser and
+4. **Full app step**, per app: ``cinn train APP`` itself (``cinn.cli``'s parser and
    ``train`` command, the app's config, data set and model), with the ``epochs`` and
    steps per epoch of ``--app-epochs`` / ``--app-steps``, in a temporary run folder
    with TensorBoard logging switched off; a Keras callback records the time of every
@@ -103,9 +103,9 @@ def arch_spec(arch, cond_shape=None):
     import numpy as np
     from keras import ops
 
-    from apps.common.config import load_config
+    from cinn.apps.common.config import load_config
 
-    task = importlib.import_module(f"apps.{arch}.task")
+    task = importlib.import_module(f"cinn.apps.{arch}.task")
     model = task.build_model(load_config(arch)["model"])
     c = np.zeros((1,) + tuple(cond_shape or ARCHS[arch]), "float32")
     feats = model.condition_features(ops.convert_to_tensor(c))
@@ -563,9 +563,9 @@ def _run_cinn_train(app, data_dir, epochs, steps, out_dir, on_done):
     """``cinn train APP --data DATA --out OUT --epochs E --steps S`` in this process,
     with a ``StepTimer`` and no TensorBoard; ``on_done(model, data, timer)`` is
     called when ``cinn.training.train`` returns."""
-    import apps.common.train as app_train
+    import cinn.apps.common.train as app_train
     import cinn.training as training
-    from apps.cli import build_parser
+    from cinn.cli import build_parser
 
     real = training.train
     timer = StepTimer.make()

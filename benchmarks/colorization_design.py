@@ -61,8 +61,8 @@ def step_time(model, cfg, steps):
 def measure(config, steps):
     import keras
 
-    from apps.colorization.model import build_model
-    from apps.common.config import load_config
+    from cinn.apps.colorization.model import build_model
+    from cinn.apps.common.config import load_config
 
     cfg = load_config("colorization", config)
     keras.utils.set_random_seed(0)

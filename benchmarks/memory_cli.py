@@ -1,6 +1,6 @@
 """Peak memory of the sampling commands on large photos (issue 16), measured by the OS.
 
-Each case runs ``python -m apps.cli ...`` (shipped weights) in a child process and
+Each case runs ``python -m cinn.cli ...`` (shipped weights) in a child process and
 reads the child's peak resident set size from ``os.wait4`` (``ru_maxrss``: what
 ``/usr/bin/time -v`` reports as "Maximum resident set size"), with its wall time
 and exit status. The inputs are scikit-image's astronaut resized to each size.
@@ -55,7 +55,7 @@ def run_case(name, folder, out_dir):
     root = str(Path(__file__).resolve().parent.parent)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
     start = time.time()
-    proc = subprocess.Popen([sys.executable, "-m", "apps.cli", *argv], env=env,
+    proc = subprocess.Popen([sys.executable, "-m", "cinn.cli", *argv], env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     _, status, usage = os.wait4(proc.pid, 0)
     err = proc.stderr.read().decode(errors="replace").strip()

@@ -98,7 +98,7 @@ def gpu_memory_mb():
 # -- models ------------------------------------------------------------------------
 def depth_model(depth, backprop, hidden=32):
     """The colorization flow with ``depth`` steps per level."""
-    from apps.colorization.model import build_model
+    from cinn.apps.colorization.model import build_model
 
     model = build_model({"blocks": int(depth), "subnet": {"hidden": hidden, "depth": 2}})
     model.backprop = backprop
@@ -119,13 +119,13 @@ def srflow_model_and_batch(backprop, batch=None, seed=0):
 
     import numpy as np
 
-    from apps.common.config import load_config
-    from apps.common.train import build
-    from apps.superres.task import make_pair
+    from cinn.apps.common.config import load_config
+    from cinn.apps.common.train import build
+    from cinn.apps.superres.task import make_pair
 
     cfg = load_config("superres", ROOT / "configs" / "superres_srflow.yaml")
     cfg["train"]["backprop"] = backprop
-    model = build(importlib.import_module("apps.superres.task"), cfg)
+    model = build(importlib.import_module("cinn.apps.superres.task"), cfg)
     crop, bsz = int(cfg["data"]["crop"]), int(batch or cfg["data"]["batch_size"])
     hr = np.random.default_rng(seed).integers(0, 256, (bsz, crop, crop, 3), dtype=np.uint8)
     return model, make_pair(hr, None, int(cfg["model"]["scale"]))

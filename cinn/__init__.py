@@ -1,11 +1,41 @@
-"""cinn: conditional invertible neural networks on Keras 3 (TensorFlow or JAX)."""
-from cinn._xla_cpu import use_eigen_convolutions
+"""cinn: conditional invertible neural networks on Keras 3 (TensorFlow or JAX).
 
-use_eigen_convolutions()  # before Keras imports JAX (see cinn/_xla_cpu.py)
-
-from cinn import blocks, conditioning, subnets  # noqa: E402
-from cinn.errors import CinnError  # noqa: E402
-from cinn.model import ConditionalINN  # noqa: E402
+``import cinn`` changes nothing global and imports no backend: the names below load
+on first use (PEP 562). ``cinn.tune_cpu()``, called before Keras or JAX are imported,
+applies cinn's XLA CPU tuning (``cinn/_xla_cpu.py``); the ``cinn`` command line
+calls it itself.
+"""
+import importlib
 
 __version__ = "0.1.0"
-__all__ = ["ConditionalINN", "CinnError", "blocks", "conditioning", "subnets", "__version__"]
+
+#: public name -> the module that defines it
+_NAMES = {"ConditionalINN": "cinn.model", "CinnError": "cinn.errors"}
+_SUBMODULES = ("blocks", "conditioning", "subnets", "diagnostics")
+__all__ = ["ConditionalINN", "CinnError", *_SUBMODULES, "tune_cpu", "__version__"]
+
+
+def tune_cpu():
+    """Compile JAX's CPU convolutions with XLA's own (Eigen) kernels rather than
+    YNNPACK's, which run cinn's 3x3 convolutions at about half the speed
+    (``cinn/_xla_cpu.py``). Call it before Keras or JAX are imported; it sets the
+    ``XLA_FLAGS`` environment variable of this process only on the JAX backend, only
+    for the tested jaxlib and never over a flag of your own. Returns whether it did."""
+    from cinn._xla_cpu import use_eigen_convolutions
+
+    return use_eigen_convolutions()
+
+
+def __getattr__(name):
+    if name in _NAMES:
+        value = getattr(importlib.import_module(_NAMES[name]), name)
+    elif name in _SUBMODULES:
+        value = importlib.import_module(f"cinn.{name}")
+    else:
+        raise AttributeError(f"module 'cinn' has no attribute {name!r}")
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(__all__))

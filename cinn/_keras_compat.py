@@ -1,7 +1,7 @@
 """Workarounds for Keras behaviour that no public API can change.
 
 This is the one module of ``cinn`` that touches private Keras attributes
-(``grep -rn "keras.src" cinn apps`` finds only this file). Each workaround
+(``grep -rn "keras.src" cinn`` finds only this file). Each workaround
 below names the Keras behaviour it works around (source file and function, as
 of Keras 3.15.1), the public issue that reports it, and has a probe in
 ``STILL_NEEDED``: ``tests/test_keras_compat.py`` asserts every probe, so it

@@ -21,7 +21,7 @@ samples on every call. ``num_samples``, ``temperature`` and ``seed`` are checked
 against the ranges of ``cinn.sampling`` (an ``InvalidArgumentError`` otherwise).
 
 Apps add their own image-level signatures (``extra``, see
-``apps/<app>/export.py``); ``cinn export APP`` writes both.
+``cinn/apps/<app>/export.py``); ``cinn export APP`` writes both.
 """
 import math
 
@@ -135,7 +135,7 @@ def sample_with_seed(model, sample, condition, num_samples, temperature, seed):
 def pad_to_multiple(images, multiple):
     """Pad a batch ``[B, H, W, C]`` at the bottom/right to multiples of ``multiple``:
     by reflection, or by repeating the edge when a pad is not smaller than the
-    image (the rules of ``apps.common.images.pad_to_multiple``, in TensorFlow).
+    image (the rules of ``cinn.apps.common.images.pad_to_multiple``, in TensorFlow).
     Not for bool tensors (cast first)."""
     import tensorflow as tf
 

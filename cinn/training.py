@@ -6,7 +6,7 @@ again after a kill loads the newest intact checkpoint and continues at that
 step, in the middle of an epoch if need be, so the run ends after the same
 total number of steps as an uninterrupted one (exactly the same batches when
 the data is a ``keras.utils.PyDataset`` whose batches depend only on their
-index and its ``epoch`` attribute, like ``apps.common.data.CropDataset``).
+index and its ``epoch`` attribute, like ``cinn.apps.common.data.CropDataset``).
 
 Distributed training: build the model and call ``train`` inside the scope of
 a ``cinn.distribute.make_distribution(...)``; the batch size of ``data`` is the

@@ -64,7 +64,7 @@ def tiny_app_models(folder):
 
     out = {}
     for app, cfg in TINY_APPS.items():
-        model = importlib.import_module(f"apps.{app}.model").build_model(cfg)
+        model = importlib.import_module(f"cinn.apps.{app}.model").build_model(cfg)
         randomize(model, scale=0.05, seed=1)
         path = folder / f"{app}.keras"
         model.save(path)

@@ -17,8 +17,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 from PIL import Image
 
-from apps.cli import main
-from apps.common.images import is_greyscale, read_image
+from cinn.cli import main
+from cinn.apps.common.images import is_greyscale, read_image
 from helpers import tiny_app_models
 
 FORMATS = {"png": ("uint8", "uint16"), "jpg": ("uint8",), "bmp": ("uint8",),

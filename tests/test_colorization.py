@@ -10,10 +10,10 @@ import cv2
 import numpy as np
 import pytest
 
-from apps.cli import main
-from apps.colorization import color
-from apps.colorization.infer import colorize
-from apps.colorization.model import ColorizationINN, build_model
+from cinn.cli import main
+from cinn.apps.colorization import color
+from cinn.apps.colorization.infer import colorize
+from cinn.apps.colorization.model import ColorizationINN, build_model
 from cinn.errors import CinnError
 from helpers import randomize, to_np
 
@@ -133,7 +133,7 @@ def test_unconditional_variant_ignores_the_condition(tiny):
 
 # -- data -----------------------------------------------------------------------------
 def test_datasets_skip_grey_files_and_scale(tmp_path):
-    from apps.colorization.data import make_datasets
+    from cinn.apps.colorization.data import make_datasets
 
     for i in range(6):
         cv2.imwrite(str(tmp_path / f"c{i}.png"), picture(40, 50, seed=i))
@@ -154,7 +154,7 @@ def test_datasets_skip_grey_files_and_scale(tmp_path):
 def _plain_and_augmented_datasets(folder, **augment):
     """``make_datasets`` on six small pictures in ``folder``, without and with the
     ``data`` options ``augment``: two (train, validation) pairs of the same crops."""
-    from apps.colorization.data import make_datasets
+    from cinn.apps.colorization.data import make_datasets
 
     for i in range(6):
         cv2.imwrite(str(folder / f"c{i}.png"), picture(40, 50, seed=i))
@@ -164,7 +164,7 @@ def _plain_and_augmented_datasets(folder, **augment):
 
 
 def test_saturation_augmentation_scales_ab_only(tmp_path):
-    from apps.colorization.data import to_pair
+    from cinn.apps.colorization.data import to_pair
 
     rgb = np.stack([picture(16, 16, seed=i) for i in range(3)])
     x, c = to_pair(rgb)
@@ -186,7 +186,7 @@ def test_saturation_augmentation_scales_ab_only(tmp_path):
 
 
 def test_hue_augmentation_rotates_ab_per_crop_and_keeps_chroma(tmp_path):
-    from apps.colorization.data import to_pair
+    from cinn.apps.colorization.data import to_pair
 
     rgb = np.stack([picture(16, 16, seed=i) for i in range(4)])
     x, c = to_pair(rgb)
@@ -259,7 +259,7 @@ def test_cli_writes_grid_and_samples(tmp_path, capsys, tiny):
 
 def test_console_script_missing_file(tmp_path):
     exe = Path(sys.executable).with_name("cinn")
-    cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "apps.cli"]
+    cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "cinn.cli"]
     proc = subprocess.run(cmd + ["colorize", str(tmp_path / "missing.png")],
                           capture_output=True, text=True, timeout=120, cwd=tmp_path,
                           env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
@@ -291,7 +291,7 @@ def test_train_then_evaluate_tiny(tmp_path, capsys):
     assert "\x1b" not in log and "\r" not in log, repr(log[-300:])
     assert [ln.split(" - ")[0] for ln in log.splitlines() if " - loss: " in ln] == ["2/2"], log
     # shipping drops the optimizer state and keeps the weights
-    from apps.common.pretrained import load_model, ship
+    from cinn.apps.common.pretrained import load_model, ship
 
     shipped = ship("colorization", run, tmp_path / "shipped.keras")
     assert shipped.stat().st_size < (run / "model.keras").stat().st_size
@@ -329,7 +329,7 @@ def test_train_then_evaluate_tiny(tmp_path, capsys):
 def test_shipped_weights_colorize_a_skimage_picture(variant):
     from skimage.data import chelsea
 
-    from apps.common.pretrained import load_model
+    from cinn.apps.common.pretrained import load_model
 
     model = load_model("colorization", variant=variant)
     assert isinstance(model, ColorizationINN) and model.use_condition

@@ -7,7 +7,7 @@ import keras
 import numpy as np
 import pytest
 
-from apps.colorization.model import build_model
+from cinn.apps.colorization.model import build_model
 from cinn.errors import CinnError
 from cinn.conditioning import UNetConditionNet
 from helpers import randomize, to_np
@@ -54,9 +54,9 @@ def test_flow_with_unet_condition_inverts():
 
 
 def test_regressor_trains_saves_and_is_evaluated(tmp_path):
-    from apps.colorization import evaluate as E
-    from apps.colorization.regressor import ColorizationRegressor
-    from apps.common.pretrained import load_model
+    from cinn.apps.colorization import evaluate as E
+    from cinn.apps.colorization.regressor import ColorizationRegressor
+    from cinn.apps.common.pretrained import load_model
     from cinn.training import train
 
     keras.utils.set_random_seed(0)
@@ -74,7 +74,7 @@ def test_regressor_trains_saves_and_is_evaluated(tmp_path):
     assert all(np.array_equal(to_np(a), to_np(b)) for a, b in zip(reg.weights, loaded.weights))
     s = to_np(loaded.sample(c[:2], n=3))
     assert s.shape == (2, 3, 16, 16, 2) and np.array_equal(s[:, 0], s[:, 2])
-    from apps.colorization.infer import colorize
+    from cinn.apps.colorization.infer import colorize
 
     out = colorize(loaded, picture(20, 28), n=2, temperature=0.8, seed=0,   # padded to 4s
                    saturation=None, hue=0)               # without the global colour draws
@@ -100,7 +100,7 @@ def test_flow_around_the_regressor_mean(tmp_path):
     """``mean_head``: the flow models ab minus the head's prediction (a shift, log-det 0);
     ``mean_init`` starts it from a regressor's conditioning net and head; samples and
     weights survive a save and load."""
-    from apps.common.pretrained import load_model
+    from cinn.apps.common.pretrained import load_model
 
     reg = build_model({**UNET, "type": "regressor", "head_hidden": 8})
     randomize(reg, 0.1)

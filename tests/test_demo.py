@@ -28,7 +28,7 @@ import keras
 import numpy as np
 import pytest
 
-from apps.common.uncertainty import heat_map, sample_rows, std_map, uncertainty_image
+from cinn.apps.common.uncertainty import heat_map, sample_rows, std_map, uncertainty_image
 
 ROOT = Path(__file__).resolve().parent.parent
 BACKEND = keras.backend.backend()
@@ -90,11 +90,11 @@ def test_sample_rows_share_one_colour_scale():
 
 # -- training-time pictures: what the app outputs, plus the uncertainty map ----------------
 def test_training_pictures_show_app_outputs():
-    from apps.colorization import task as colorization
-    from apps.colorization.data import to_pair
-    from apps.inpainting import task as inpainting
-    from apps.superres import task as superres
-    from apps.superres.resize import downscale
+    from cinn.apps.colorization import task as colorization
+    from cinn.apps.colorization.data import to_pair
+    from cinn.apps.inpainting import task as inpainting
+    from cinn.apps.superres import task as superres
+    from cinn.apps.superres.resize import downscale
 
     rng = np.random.default_rng(0)
     imgs = np.stack([photo(16), photo(16, "coffee")])
@@ -131,7 +131,7 @@ def test_training_pictures_show_app_outputs():
                     "sampling on JAX is covered by the apps' own tests")
 @pytest.mark.parametrize("app", ["colorize", "superres", "inpaint"])
 def test_std_map_option(app, tmp_path, capsys):
-    from apps.cli import build_parser, main
+    from cinn.cli import build_parser, main
 
     img = write_png(tmp_path / "pic.png", photo(16 if app == "superres" else 32))
     extra = ["--box", "8,8,12,10"] if app == "inpaint" else []
@@ -148,8 +148,8 @@ def test_std_map_option(app, tmp_path, capsys):
 
 # -- the demo's checks of its input (no model needed: they come first) --------------------
 def test_demo_refuses_bad_input_with_clear_messages(tmp_path):
-    from apps.demo import jobs
-    from apps.demo.jobs import DemoInputError
+    from cinn.apps.demo import jobs
+    from cinn.apps.demo.jobs import DemoInputError
 
     corrupt = tmp_path / "broken.png"
     corrupt.write_bytes(b"\x89PNG\r\n\x1a\n" + b"not really a picture" * 20)
@@ -184,7 +184,7 @@ def test_demo_refuses_bad_input_with_clear_messages(tmp_path):
 
 
 def test_editor_value_to_image_and_mask():
-    from apps.demo.jobs import editor_parts
+    from cinn.apps.demo.jobs import editor_parts
 
     background = np.zeros((6, 8, 4), np.uint8)
     background[..., :3], background[..., 3] = 90, 255
@@ -237,7 +237,7 @@ def demo_process(request, tmp_path_factory):
     log = tmp_path_factory.mktemp("demo") / "server.log"
     tmp = tmp_path_factory.mktemp("demo_tmp")
     cinn = Path(sys.executable).with_name("cinn")
-    cmd = [str(cinn)] if cinn.exists() else [sys.executable, "-m", "apps.cli"]
+    cmd = [str(cinn)] if cinn.exists() else [sys.executable, "-m", "cinn.cli"]
     with open(log, "w") as out:
         proc = subprocess.Popen(cmd + ["demo", "--port", str(port)], cwd=ROOT, stdout=out,
                                 stderr=subprocess.STDOUT, env={**os.environ, "TMPDIR": str(tmp)})
@@ -265,8 +265,8 @@ def demo_url(demo_process, tmp_path_factory):
     port = free_port()
     url = f"http://127.0.0.1:{port}/"
     folder = tmp_path_factory.mktemp("demo")
-    from apps.common.pretrained import load_model
-    from apps.demo import ui
+    from cinn.apps.common.pretrained import load_model
+    from cinn.apps.demo import ui
 
     saved = os.environ.pop("GRADIO_TEMP_DIR", None)    # build() points it into folder
     try:
@@ -361,7 +361,7 @@ def browser(tmp_path):
 
 
 class Page:
-    """The demo page in the browser, by the elem_ids of ``apps/demo/ui.py``."""
+    """The demo page in the browser, by the elem_ids of ``cinn/apps/demo/ui.py``."""
 
     def __init__(self, driver, shots):
         from selenium.common.exceptions import StaleElementReferenceException

@@ -47,7 +47,7 @@ def test_named_repository_files_exist(page):
 def test_the_checks_fail_on_a_stale_page(tmp_path):
     page = tmp_path / "page.md"
     page.write_text("# Top\n[gone](missing.md) [here](#top) [there](#nowhere)\n"
-                    "see `apps/none/gone.py`\n")
+                    "see `cinn/apps/none/gone.py`\n")
     assert [t for t in LINK.findall(prose(page))] == ["missing.md", "#top", "#nowhere"]
     assert anchors(page) == {"top"}
-    assert PATH.findall(prose(page)) == ["apps/none/gone.py"]
+    assert PATH.findall(prose(page)) == ["cinn/apps/none/gone.py"]

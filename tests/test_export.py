@@ -75,7 +75,7 @@ print(keras.backend.backend())
 RELOAD = """
 import contextlib, io, json, sys
 
-HIDDEN = ("keras", "cinn", "apps")
+HIDDEN = ("keras", "cinn")
 for name in HIDDEN:
     sys.modules[name] = None  # `import keras` fails, find_spec("keras") is None
 import numpy as np
@@ -251,7 +251,7 @@ def test_unconditional_vector_flow_exports(tmp_path):
 
 # -- the command line ---------------------------------------------------------------
 def _cli(argv, capsys):
-    from apps.cli import main
+    from cinn.cli import main
 
     code = main(argv)
     err = capsys.readouterr().err.strip()
@@ -269,7 +269,7 @@ def test_cli_missing_weights_file_is_one_line(tmp_path, capsys):
 
 @on_tf  # the check is backend-independent; JAX compiles slowly on CPU
 def test_cli_wrong_app_is_one_line(tmp_path, capsys):
-    from apps.inpainting.model import build_model
+    from cinn.apps.inpainting.model import build_model
 
     model = build_model({"levels": 1, "blocks": 1, "hidden": 8, "cond_channels": 4,
                          "cond_hidden": 8, "cond_blocks": 1})
@@ -293,12 +293,12 @@ def test_cli_plain_flow_is_not_an_app_model(tmp_path, capsys):
 # -- app-level serving signatures ----------------------------------------------------
 def _tiny_app_model(app, base="bicubic", tmp_path=None):
     if app == "colorization":
-        from apps.colorization.model import build_model
+        from cinn.apps.colorization.model import build_model
 
         cfg = {"levels": 2, "blocks": 1, "subnet": {"hidden": 8, "depth": 1},
                "cond_channels": 4, "cond_hidden": 8, "cond_blocks": 1}
     elif app == "inpainting":
-        from apps.inpainting.model import build_model
+        from cinn.apps.inpainting.model import build_model
 
         cfg = {"levels": 2, "blocks": 1, "hidden": 8, "cond_channels": 4, "cond_hidden": 8,
                "cond_blocks": 1}
@@ -310,7 +310,7 @@ def _tiny_app_model(app, base="bicubic", tmp_path=None):
             fill.save(tmp_path / "fill.keras")
             cfg["fill_init"] = str(tmp_path / "fill.keras")
     else:
-        from apps.superres.model import build_model
+        from cinn.apps.superres.model import build_model
 
         cfg = {"scale": 4, "levels": 2, "hidden": 8, "subnet_depth": 1, "blocks": 1,
                "cond_channels": 4, "cond_hidden": 8, "cond_blocks": 1, "cond_growth": 4,
@@ -330,22 +330,22 @@ def _app_case(app, model, sig):
     args = dict(num_samples=tf.constant(3), temperature=tf.constant(0.8),
                 seed=tf.constant(5, tf.int64))
     if app == "colorization":
-        from apps.colorization.infer import colorize
+        from cinn.apps.colorization.infer import colorize
 
         out = sig["colorize"](image=tf.constant(img[None]), **args)["colorized"].numpy()[0]
         two = sig["colorize"](image=tf.constant(np.stack([img[:8, :10, :1]] * 2)), **args)
         assert two["colorized"].shape == (2, 3, 8, 10, 3)
         return out, colorize(model, img, n=3, temperature=0.8, seed=5)
     if app == "superres":
-        from apps.superres.infer import upscale
+        from cinn.apps.superres.infer import upscale
 
         lr = img[:7, :9]
         out = sig["upscale"](image=tf.constant(lr[None]), **args)["upscaled"].numpy()[0]
         two = sig["upscale"](image=tf.constant(np.stack([img[:4, :6]] * 2)), **args)
         assert two["upscaled"].shape == (2, 3, 16, 24, 3)
         return out, upscale(model, lr, n=3, temperature=0.8, seed=5)
-    from apps.inpainting.infer import inpaint
-    from apps.inpainting.model import fill_hole
+    from cinn.apps.inpainting.infer import inpaint
+    from cinn.apps.inpainting.model import fill_hole
 
     mask = np.zeros(img.shape[:2], bool)
     mask[3:9, 4:12] = True

@@ -1,12 +1,12 @@
-"""Global colour draws of the colorization app (``apps.colorization.global_colour``):
+"""Global colour draws of the colorization app (``cinn.apps.colorization.global_colour``):
 one saturation factor and hue rotation per sample, for training crops and samples."""
 import numpy as np
 import pytest
 
-from apps.cli import main
-from apps.colorization.global_colour import (check_hue, check_saturation, global_draws,
+from cinn.cli import main
+from cinn.apps.colorization.global_colour import (check_hue, check_saturation, global_draws,
                                              recolour)
-from apps.colorization.infer import colorize, sample_ab
+from cinn.apps.colorization.infer import colorize, sample_ab
 from helpers import to_np
 from test_colorization import picture, tiny  # noqa: F401  (the tiny model fixture)
 
@@ -66,7 +66,7 @@ def test_bad_hue_is_refused(bad):
 
 def test_samples_are_the_flows_samples_mapped_by_their_draws(tiny):  # noqa: F811
     model, _ = tiny
-    from apps.colorization.infer import l_of
+    from cinn.apps.colorization.infer import l_of
 
     cond = l_of(picture(16, 24))
     plain = sample_ab(model, cond, n=5, temperature=0.7, seed=2, saturation=None, hue=0)

@@ -1,10 +1,10 @@
-"""The import graph of ``apps/`` and ``cinn/`` runs one way: no cycles, counting the
+"""The import graph of ``cinn/apps/`` and ``cinn/`` runs one way: no cycles, counting the
 imports inside functions too (a cycle hidden by a function-local import is still one)."""
 import ast
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-PACKAGES = ("apps", "cinn")
+PACKAGES = ("cinn",)
 
 
 def _modules():
@@ -77,14 +77,39 @@ def test_finder_sees_a_cycle():
 
 def test_no_import_cycles():
     graph = import_graph()
-    assert "apps.superres.infer" in graph["apps.superres.evaluate"]
+    assert "cinn.apps.superres.infer" in graph["cinn.apps.superres.evaluate"]
     cycle = find_cycle(graph)
     assert cycle is None, "import cycle: " + " -> ".join(cycle)
 
 
 def test_evaluate_entry_points():
-    """``cinn evaluate APP`` calls ``apps.APP.evaluate.run``; every app has one."""
+    """``cinn evaluate APP`` calls ``cinn.apps.APP.evaluate.run``; every app has one."""
     graph = import_graph()
     for app in ("colorization", "superres", "inpainting"):
-        assert f"apps.{app}.evaluate" in graph
-        assert f"apps.{app}.cli" not in graph[f"apps.{app}.evaluate"]
+        assert f"cinn.apps.{app}.evaluate" in graph
+        assert f"cinn.apps.{app}.cli" not in graph[f"cinn.apps.{app}.evaluate"]
+
+
+def _layer(module):
+    """0: the library, 1: the apps, 2: the command line and the demo."""
+    parts = module.split(".")
+    if module == "cinn.cli" or parts[-1] in ("cli", "export_cli") or parts[:3] == [
+            "cinn", "apps", "demo"]:
+        return 2
+    return 1 if parts[:2] == ["cinn", "apps"] else 0
+
+
+def test_layers_import_one_way():
+    """The library never imports the apps, the apps never the command line."""
+    graph = import_graph()
+    wrong = sorted(f"{mod} -> {dep}" for mod, deps in graph.items() for dep in deps
+                   if _layer(dep) > _layer(mod)
+                   and not (mod == "cinn.apps" and dep.startswith("cinn.apps.")))
+    assert not wrong, "imports against the layers: " + ", ".join(wrong)
+
+
+def test_nothing_installs_outside_cinn():
+    """The wheel holds one top-level package: ``cinn`` (pyproject's package list)."""
+    text = (ROOT / "pyproject.toml").read_text()
+    assert 'include = ["cinn*"]' in text
+    assert not (ROOT / "apps").exists()

@@ -5,11 +5,11 @@ import warnings
 import numpy as np
 import pytest
 
-from apps.cli import main
-from apps.common.images import write_image
-from apps.inpainting.infer import InpaintingNotice, inpaint
-from apps.inpainting.masks import box_mask, random_mask, random_masks, read_mask
-from apps.inpainting.model import InpaintingINN, build_model
+from cinn.cli import main
+from cinn.apps.common.images import write_image
+from cinn.apps.inpainting.infer import InpaintingNotice, inpaint
+from cinn.apps.inpainting.masks import box_mask, random_mask, random_masks, read_mask
+from cinn.apps.inpainting.model import InpaintingINN, build_model
 from helpers import randomize
 
 # Every test picture pads to 16x16 and every call draws 2 samples: few distinct
@@ -99,7 +99,7 @@ def test_cli_grid_and_samples(weights, tmp_path, capsys):
                "-n", "2", "--weights", str(weights), "-o", str(tmp_path / "out"),
                "--save-samples"])
     assert rc == 0
-    from apps.common.images import read_image
+    from cinn.apps.common.images import read_image
 
     grid = read_image(tmp_path / "out" / "img_inpaint.png")
     assert grid.shape == (15, 3 * 14 + 2 * 4, 3)
@@ -152,7 +152,7 @@ def test_shipped_weights_inpaint_astronaut():
     from skimage import data
     from skimage.transform import resize
 
-    from apps.common.pretrained import load_model
+    from cinn.apps.common.pretrained import load_model
 
     m = load_model("inpainting")
     assert isinstance(m, InpaintingINN) and m.fill_net is not None     # the learned fill inside
@@ -167,8 +167,8 @@ def test_shipped_weights_inpaint_astronaut():
 
 
 def test_training_pair_representation():
-    from apps.inpainting.model import KNOWN_NOISE, fill_hole, to_flow
-    from apps.inpainting.task import make_pair
+    from cinn.apps.inpainting.model import KNOWN_NOISE, fill_hole, to_flow
+    from cinn.apps.inpainting.task import make_pair
 
     crops = np.stack([picture(16, 16, s) for s in range(4)])
     x, c = make_pair(crops, np.random.default_rng(0))
@@ -187,7 +187,7 @@ def test_training_pair_representation():
 
 
 def test_unet_condition_net_option(tmp_path):
-    """``cond_net: unet`` (apps.common.condnet): known pixels kept, same samples after a
+    """``cond_net: unet`` (cinn.apps.common.condnet): known pixels kept, same samples after a
     .keras round trip; an unknown kind is refused by name."""
     import keras
 
@@ -221,8 +221,8 @@ def regressor_file(tmp_path_factory):
 
 
 def test_regressor_predicts_only_the_hole_and_its_loss_is_the_hole_mse():
-    from apps.inpainting.regressor import InpaintingRegressor
-    from apps.inpainting.task import make_pair
+    from cinn.apps.inpainting.regressor import InpaintingRegressor
+    from cinn.apps.inpainting.task import make_pair
     from keras import ops
 
     net = build_model(TINY_L2)
@@ -243,7 +243,7 @@ def test_regressor_predicts_only_the_hole_and_its_loss_is_the_hole_mse():
 
 
 def test_regressor_as_weights_gives_one_completion_n_times(regressor_file, tmp_path, capsys):
-    from apps.common.pretrained import load_model
+    from cinn.apps.common.pretrained import load_model
 
     net = load_model("inpainting", regressor_file)
     rgb, mask = picture(13, 15, 5), box_mask((13, 15), (3, 2, 7, 6))
@@ -262,9 +262,9 @@ def test_flow_around_the_learned_fill(regressor_file, tmp_path):
     trip; a flow file as ``fill_init`` is refused."""
     import keras
 
-    from apps.common.pretrained import load_model
-    from apps.inpainting.evaluate import evaluate_images
-    from apps.inpainting.model import fill_hole, learned_fill, prepare, to_flow
+    from cinn.apps.common.pretrained import load_model
+    from cinn.apps.inpainting.evaluate import evaluate_images
+    from cinn.apps.inpainting.model import fill_hole, learned_fill, prepare, to_flow
     from cinn.errors import CinnError
 
     m = build_model({**TINY, "fill_init": str(regressor_file)})
@@ -294,8 +294,8 @@ def test_flow_around_the_learned_fill(regressor_file, tmp_path):
 def test_large_images_run_the_fill_net_on_a_window_around_the_hole(regressor_file, monkeypatch):
     """Over ``FILL_WINDOW_PIXELS`` the fill net sees the hole's window only: the same
     fill as a run on that window alone, nothing changed outside the hole."""
-    from apps.inpainting import model as M
-    from apps.common.pretrained import load_model
+    from cinn.apps.inpainting import model as M
+    from cinn.apps.common.pretrained import load_model
 
     net = load_model("inpainting", regressor_file)
     assert M.hole_window(box_mask((300, 400), (100, 50, 40, 20))) == (0, 134, 36, 204)

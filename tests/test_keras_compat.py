@@ -13,7 +13,7 @@ from cinn import _keras_compat as compat
 from cinn.distribute import current_is_chief, in_multi_worker, strategy_is_chief
 
 ROOT = Path(__file__).resolve().parent.parent
-SOURCES = sorted(p for d in ("cinn", "apps") for p in (ROOT / d).rglob("*.py"))
+SOURCES = sorted((ROOT / "cinn").rglob("*.py"))
 COMPAT = ROOT / "cinn" / "_keras_compat.py"
 on_tf = pytest.mark.skipif(keras.backend.backend() != "tensorflow",
                            reason="the workarounds concern tf.distribute")

@@ -62,7 +62,7 @@ def test_subnets_keep_the_default_precision():
 
 @jax_only
 def test_colour_matrices_are_full_float32():
-    from apps.colorization.color import lab_to_rgb, rgb_to_lab
+    from cinn.apps.colorization.color import lab_to_rgb, rgb_to_lab
 
     rgb = np.random.default_rng(0).uniform(0, 1, (4, 4, 3)).astype("float32")
     for fn in (rgb_to_lab, lambda v: lab_to_rgb(rgb_to_lab(v))):

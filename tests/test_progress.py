@@ -1,7 +1,7 @@
-"""``apps.common.progress``: a line rewritten in place on a terminal, plain lines in a log."""
+"""``cinn.apps.common.progress``: a line rewritten in place on a terminal, plain lines in a log."""
 import io
 
-from apps.common.progress import progress
+from cinn.apps.common.progress import progress
 
 
 class Terminal(io.StringIO):

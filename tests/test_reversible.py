@@ -154,9 +154,9 @@ APPS = [  # (app, config variant, x shape, condition shape): small inputs
 def test_app_architectures_gradients_equal_standard_backprop(app, variant, x_shape, c_shape):
     import importlib
 
-    from apps.common.config import load_config
+    from cinn.apps.common.config import load_config
 
-    task = importlib.import_module(f"apps.{app}.task")
+    task = importlib.import_module(f"cinn.apps.{app}.task")
     model = task.build_model(load_config(app, variant=variant)["model"])
     x, c = batch(x_shape, c_shape)
     errors = relative_errors(prepare(model), x, c)
@@ -250,8 +250,8 @@ def test_actnorm_init_config_and_errors():
 def test_train_config_and_cli_select_the_mode():
     from types import SimpleNamespace
 
-    from apps.cli import build_parser
-    from apps.common.train import apply_overrides, build
+    from cinn.cli import build_parser
+    from cinn.apps.common.train import apply_overrides, build
 
     args = build_parser().parse_args(["train", "colorization", "--data", "d",
                                       "--backprop", "inverse"])
@@ -259,7 +259,7 @@ def test_train_config_and_cli_select_the_mode():
     cfg = {"model": {"levels": 2, "blocks": 1}, "data": {}, "train": {}}
     cfg = apply_overrides(cfg, args)
     assert cfg["train"]["backprop"] == "inverse"
-    task = SimpleNamespace(build_model=__import__("apps.colorization.task",
+    task = SimpleNamespace(build_model=__import__("cinn.apps.colorization.task",
                                                   fromlist=["x"]).build_model)
     assert build(task, cfg).backprop == "inverse"
     assert build(task, {"model": cfg["model"], "train": {}}).backprop == "standard"

@@ -1,7 +1,7 @@
 """Any photo a user has (issue 16): bounded memory, no crash, no silent wrong answer.
 
 One test (or more) per row of the issue's table, through the command line's entry
-point ``apps.cli.main`` in this process, with tiny models (every picture pads to
+point ``cinn.cli.main`` in this process, with tiny models (every picture pads to
 16x16, so JAX compiles few shapes).
 """
 import io
@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from apps.cli import main
-from apps.common.images import read_image, write_image
+from cinn.cli import main
+from cinn.apps.common.images import read_image, write_image
 from helpers import tiny_app_models
 
 @pytest.fixture(scope="module")
@@ -67,8 +67,8 @@ def test_condition_features_computed_once_and_chunks_change_nothing(models):
 
 
 def test_same_seed_same_bytes_whatever_the_chunk_size(models):
-    from apps.inpainting.infer import inpaint
-    from apps.inpainting.masks import box_mask
+    from cinn.apps.inpainting.infer import inpaint
+    from cinn.apps.inpainting.masks import box_mask
 
     rgb, mask = picture(16, 16, 4), box_mask((16, 16), (3, 3, 8, 7))
     a = inpaint(models["inpainting"][0], rgb, mask, n=3, seed=11, batch_size=1)
@@ -203,7 +203,7 @@ def test_sampling_options_are_checked(models, app, option, value, word, tmp_path
 
 
 def test_library_checks_the_same_ranges(models):
-    from apps.colorization.infer import colorize
+    from cinn.apps.colorization.infer import colorize
     from cinn.errors import CinnError
     from cinn.sampling import check_sampling
 
@@ -223,7 +223,7 @@ def test_weights_wrong_app_corrupt_missing(models, tmp_path, capfd):
     corrupt = tmp_path / "corrupt.keras"
     data = models["inpainting"][1].read_bytes()
     corrupt.write_bytes(data[:len(data) // 2])
-    from apps.common.pretrained import default_weights
+    from cinn.apps.common.pretrained import default_weights
 
     for weights, words in ((default_weights("superres"), ("holds a model for superres",
                                                     "not for inpainting")),
@@ -252,7 +252,7 @@ def test_export_refuses_a_non_empty_folder(tmp_path, capfd):
 def test_strip_features_equal_one_pass(models):
     from keras import ops
 
-    from apps.common.tiling import strip_features
+    from cinn.apps.common.tiling import strip_features
 
     model = models["inpainting"][0]
     c = np.random.default_rng(5).random((1, 64, 12, 4)).astype("float32") - 0.5

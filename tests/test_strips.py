@@ -17,7 +17,7 @@ def test_strip_bounds_cover_the_rows_once_on_multiples():
 @pytest.fixture(scope="module")
 def superres():
     """A small super-resolution flow (2 levels, injectors, a learned prior), randomised."""
-    from apps.superres.model import build_model
+    from cinn.apps.superres.model import build_model
 
     model = build_model({"scale": 4, "levels": 2, "blocks": 2, "hidden": 8,
                          "cond_channels": 4, "cond_hidden": 8, "cond_blocks": 1})
@@ -67,7 +67,7 @@ def test_sample_chunks_in_strips_draw_the_same_samples(superres):
 
 
 def test_apps_decode_large_images_in_strips(superres):
-    from apps.common.tiling import decode_strips
+    from cinn.apps.common.tiling import decode_strips
 
     c = np.zeros((1, 1024, 1024, 3), "float32")
     rows, halo = decode_strips(superres, c)

@@ -2,9 +2,9 @@
 import numpy as np
 import pytest
 
-from apps.superres import consistent, infer
-from apps.superres.evaluate import block_edge_ratio
-from apps.superres.resize import downscale, imresize, resize_matrix, to_uint8, upscale
+from cinn.apps.superres import consistent, infer
+from cinn.apps.superres.evaluate import block_edge_ratio
+from cinn.apps.superres.resize import downscale, imresize, resize_matrix, to_uint8, upscale
 from helpers import randomize
 
 TINY = {"scale": 4, "levels": 2, "blocks": 1, "hidden": 8, "subnet_depth": 1,
@@ -13,9 +13,9 @@ TINY = {"scale": 4, "levels": 2, "blocks": 1, "hidden": 8, "subnet_depth": 1,
 
 @pytest.fixture(scope="module")
 def tiny():
-    from apps.superres.model import build_model
+    from cinn.apps.superres.model import build_model
 
-    from apps.superres.task import make_pair
+    from cinn.apps.superres.task import make_pair
 
     model = build_model(TINY)
     hr = np.stack([lr_image(24, 32, seed=i) for i in range(2)])
@@ -122,7 +122,7 @@ def test_no_nan_and_lr_consistent(tiny, temperature):
 
 
 def test_uint8_samples_are_lr_consistent_above_45db(tiny):
-    from apps.superres.evaluate import psnr
+    from cinn.apps.superres.evaluate import psnr
 
     lr = lr_image(5, 7, seed=4)
     for x in infer.upscale(tiny, lr, n=2, temperature=0.9, seed=0):
@@ -150,8 +150,8 @@ def test_bad_inputs_rejected(tiny):
 
 # -- command line ----------------------------------------------------------------
 def test_cli_grid_and_one_pixel_error(tiny_file, tmp_path, capsys):
-    from apps.cli import main
-    from apps.common.images import read_image, write_image
+    from cinn.cli import main
+    from cinn.apps.common.images import read_image, write_image
 
     img = write_image(tmp_path / "small.png", lr_image(5, 7))
     out = tmp_path / "out"
@@ -171,9 +171,9 @@ def test_cli_grid_and_one_pixel_error(tiny_file, tmp_path, capsys):
 
 
 def test_training_pairs(tmp_path):
-    from apps.common.config import load_config
-    from apps.common.images import write_image
-    from apps.superres.task import make_datasets
+    from cinn.apps.common.config import load_config
+    from cinn.apps.common.images import write_image
+    from cinn.apps.superres.task import make_datasets
 
     for i in range(5):
         write_image(tmp_path / f"{i}.png", lr_image(40, 44, seed=i))
@@ -188,8 +188,8 @@ def test_training_pairs(tmp_path):
 def test_train_scale_8_reads_its_own_config():
     from types import SimpleNamespace
 
-    from apps.common.config import load_config
-    from apps.superres.task import config_variant
+    from cinn.apps.common.config import load_config
+    from cinn.apps.superres.task import config_variant
 
     assert config_variant(SimpleNamespace(scale=None)) is None
     assert config_variant(SimpleNamespace(scale=4)) is None
@@ -206,8 +206,8 @@ def test_train_scale_8_reads_its_own_config():
 def test_shipped_weights_upscale_a_picture(scale, rows, cols, temperature, min_lr_psnr):
     from skimage import data
 
-    from apps.superres.evaluate import psnr
-    from apps.superres.resize import make_lr
+    from cinn.apps.superres.evaluate import psnr
+    from cinn.apps.superres.resize import make_lr
 
     model = infer.load(None, scale)
     assert model.scale == scale

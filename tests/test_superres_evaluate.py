@@ -3,8 +3,8 @@ error) and the PSNR-Y-per-temperature table, on a tiny model and tiny data."""
 import numpy as np
 import pytest
 
-from apps.superres.evaluate import diversity_score, psnr
-from apps.superres.resize import to_uint8
+from cinn.apps.superres.evaluate import diversity_score, psnr
+from cinn.apps.superres.resize import to_uint8
 from helpers import randomize
 
 TINY = {"scale": 4, "levels": 2, "blocks": 1, "hidden": 8, "subnet_depth": 1,
@@ -45,10 +45,10 @@ def test_diversity_score_definition():
 
 
 def test_cli_temperature_table_and_diversity(tmp_path, capsys):
-    from apps.cli import main
-    from apps.common.images import write_image
-    from apps.superres.model import build_model
-    from apps.superres.task import make_pair
+    from cinn.cli import main
+    from cinn.apps.common.images import write_image
+    from cinn.apps.superres.model import build_model
+    from cinn.apps.superres.task import make_pair
 
     model = build_model(TINY)
     hr = np.stack([image(32, 32, seed=i) for i in range(2)])
@@ -71,7 +71,7 @@ def test_cli_temperature_table_and_diversity(tmp_path, capsys):
     t0, t07, bic = (float(v) for v in tables[3].split("|")[2:5])
     assert abs(t0 - bic) < 3 and t07 > 10    # an untrained flow at T = 0: about bicubic
     # off: no diversity column; bad values are one-line errors
-    from apps.superres.evaluate import format_table
+    from cinn.apps.superres.evaluate import format_table
 
     r = {k: v for k, v in results_of(tables[1]).items()}
     assert "NTIRE" not in format_table([("set", r)])
@@ -82,7 +82,7 @@ def test_cli_temperature_table_and_diversity(tmp_path, capsys):
 
 def results_of(row):
     """A result dict of ``format_table``'s columns from one printed row (no NTIRE)."""
-    from apps.superres.evaluate import COLUMNS
+    from cinn.apps.superres.evaluate import COLUMNS
 
     cells = [v.strip() for v in row.split("|")[2:-1]]
     return {k: (int(v) if k == "images" else float(v)) for (k, _, _), v in zip(COLUMNS, cells)}
@@ -91,7 +91,7 @@ def results_of(row):
 def test_block_edge_ratio_known_images():
     """A linear ramp has equal steps everywhere (ratio 1); adding a pattern constant over
     each 8x8 block puts steps on the block edges only (ratio well above 1)."""
-    from apps.superres.evaluate import block_edge_ratio
+    from cinn.apps.superres.evaluate import block_edge_ratio
 
     yy, xx = np.mgrid[0:64, 0:64].astype(np.float64)
     ramp = np.repeat((xx + yy)[..., None], 3, axis=-1)

@@ -47,7 +47,7 @@ def test_compiled_step_gives_the_same_loss_and_weights_as_the_plain_step():
 
 
 def test_crop_batches_are_made_ahead_by_worker_threads_in_order():
-    from apps.common.data import CropDataset
+    from cinn.apps.common.data import CropDataset
 
     rng = np.random.default_rng(0)
     images = [rng.integers(0, 255, (40, 50, 3), dtype=np.uint8) for _ in range(3)]

@@ -86,7 +86,7 @@ def test_warm_start_rejects_another_architecture(tmp_path):
 def test_cli_init_and_mismatch_error(tmp_path, capsys):
     import cv2
 
-    from apps.cli import main
+    from cinn.cli import main
 
     data = tmp_path / "data"
     data.mkdir()
@@ -100,8 +100,8 @@ def test_cli_init_and_mismatch_error(tmp_path, capsys):
             "train: {epochs: 1, learning_rate: 0.001, tensorboard: false}\n")
     (tmp_path / "a.yaml").write_text(model % 8 + rest)
     (tmp_path / "b.yaml").write_text(model % 12 + rest)
-    from apps.colorization.model import build_model
-    from apps.common.config import load_config
+    from cinn.apps.colorization.model import build_model
+    from cinn.apps.common.config import load_config
 
     init = str(tmp_path / "a.keras")
     build_model(load_config("colorization", tmp_path / "a.yaml")["model"]).save(init)
@@ -121,8 +121,8 @@ def test_cli_init_and_mismatch_error(tmp_path, capsys):
 def test_cli_options_override_the_config():
     """`cinn train --crop/--batch-size/--steps/--epochs/--lr` replace the config's values
     (how a run is moved to larger crops or another machine without a new config file)."""
-    from apps.cli import build_parser
-    from apps.common.train import apply_overrides
+    from cinn.cli import build_parser
+    from cinn.apps.common.train import apply_overrides
 
     args = build_parser().parse_args(["train", "superres", "--data", "d", "--crop", "128",
                                       "--batch-size", "32", "--steps", "200", "--lr", "1e-4"])

@@ -1,4 +1,4 @@
-"""``cinn/_xla_cpu.py``: importing cinn before JAX makes XLA compile convolutions
+"""``cinn/_xla_cpu.py``: ``cinn.tune_cpu()`` before JAX makes XLA compile convolutions
 without YNNPACK, only on the JAX backend, only for the tested jaxlib, never over a
 user's own flag; cinn's own compiled programs of narrow convolutions get YNNPACK's
 element-wise fusions back (compiler options this jaxlib accepts), wide ones not; and
@@ -25,7 +25,8 @@ TESTED = _xla_cpu.TESTED_JAXLIB[0]
 PROBE = """
 import sys
 if sys.argv[1] == "cinn":
-    import cinn  # noqa: F401
+    import cinn
+    cinn.tune_cpu()
 import jax, jax.numpy as jnp
 
 def conv(x, w):
@@ -89,7 +90,7 @@ def _probe(*args, **extra):
     return out.stdout.split()[-1]
 
 
-def test_importing_cinn_first_compiles_convolutions_without_ynnpack():
+def test_tune_cpu_first_compiles_convolutions_without_ynnpack():
     assert _probe("cinn", "conv", "keras") == "EIGEN"
     assert _probe("cinn", "layer", "keras") == "EIGEN"  # no element-wise fusion takes it in
     assert _probe("cinn", "conv", "keras", CINN_XLA_CPU="default") == "YNN"
@@ -138,3 +139,17 @@ def test_xla_still_gives_convolutions_to_ynnpack_by_default():
     assert _probe("plain", "conv", "keras") == "YNN", (
         "this jaxlib no longer compiles convolutions with YNNPACK by default: "
         "cinn/_xla_cpu.py's flag is pointless; delete it")
+
+
+def test_importing_cinn_changes_nothing_global():
+    """``import cinn``: no flag set, no backend imported (the CLI tunes, not the import)."""
+    env = {k: v for k, v in os.environ.items() if k not in ("XLA_FLAGS", "CINN_XLA_CPU")}
+    env.update(KERAS_BACKEND="jax", TF_CPP_MIN_LOG_LEVEL="3")
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH")) if p)
+    probe = ("import os, sys, cinn; before = dict(os.environ); cinn.__version__; "
+             "print(json.dumps([os.environ.get('XLA_FLAGS'), "
+             "sorted(m for m in ('keras', 'jax', 'tensorflow') if m in sys.modules)]))")
+    out = subprocess.run([sys.executable, "-c", "import json; " + probe], env=env,
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert json.loads(out.stdout) == [None, []]

@@ -1,0 +1,62 @@
+"""``cinn colorize IMAGE [IMAGE...] -n 8 --temperature 0.3 --saturation 0.6 2.4 --hue 40
+--seed 0 -o OUT``."""
+from cinn.apps.colorization.defaults import DEFAULT_TEMPERATURE
+from cinn.apps.colorization.global_colour import add_arguments as add_colour_arguments
+from cinn.apps.common.sampling_args import add_sampling_arguments, check_sampling_arguments
+
+#: default pixel budget (``--max-megapixels``)
+MAX_MEGAPIXELS = 12
+
+
+def add_command(subparsers):
+    p = subparsers.add_parser(
+        "colorize", help="N plausible colourings of grey (or colour) photos",
+        description="Writes OUT/NAME_colorized.png per input: the grey input | N samples | "
+        "the original (if the input had colour).")
+    p.add_argument("images", nargs="+", metavar="IMAGE",
+                   help="image files (any size, colour or grey), or skimage:NAME for a "
+                   "picture scikit-image ships (e.g. skimage:astronaut)")
+    add_sampling_arguments(p, num_samples=8, temperature=DEFAULT_TEMPERATURE)
+    add_colour_arguments(p)
+    p.add_argument("--max-megapixels", type=float, default=MAX_MEGAPIXELS, metavar="MP",
+                   help=f"largest image to colourise (default {MAX_MEGAPIXELS:g}; memory "
+                   "grows with the image, not with -n)")
+    p.set_defaults(func=run)
+
+
+def run(args):
+    # here, not at the top: cinn imports Keras, which `cinn --help` should not wait for
+    from cinn.apps.colorization.global_colour import from_arguments
+    from cinn.apps.colorization.infer import grey_of, iter_colorize
+    from cinn.apps.common.images import image_name, is_greyscale, read_image, write_image
+    from cinn.apps.common.outputs import (RowGrid, RunningStats, check_out_dir, check_pixels,
+                                     distinct_names, write_std_map)
+    from cinn.apps.common.pretrained import load_model
+
+    n, temperature, seed = check_sampling_arguments(args)
+    saturation, hue = from_arguments(args)
+    out = check_out_dir(args.out)
+    images = [read_image(path) for path in args.images]  # fail early
+    for path, rgb in zip(args.images, images):
+        check_pixels(path, rgb.shape[:2], args.max_megapixels)
+    names = distinct_names([image_name(path) for path in args.images])
+    model = load_model("colorization", args.weights)
+    for name, rgb in zip(names, images):
+        colour = not is_greyscale(rgb)
+        grid = RowGrid(out / f"{name}_colorized.png", rgb.shape[:2], n + 1 + colour)
+        grid.add(grey_of(rgb))
+        stats = RunningStats(squares=True) if args.std_map else None
+        samples = iter_colorize(model, rgb, n, temperature, seed, saturation=saturation,
+                                hue=hue)
+        for k, sample in enumerate(samples):
+            grid.add(sample)
+            if stats:
+                stats.add(sample)
+            if args.save_samples:
+                print(write_image(out / f"{name}_sample{k}.png", sample))
+        if colour:
+            grid.add(rgb)
+        print(grid.close())
+        if stats:
+            write_std_map(args, out / f"{name}_std.png", stats)
+    return 0

@@ -1,0 +1,151 @@
+"""Colourise a picture: L from the input, N sampled ab channels, back to RGB."""
+import numpy as np
+from keras import ops
+
+from cinn.apps.colorization.defaults import DEFAULT_HUE, DEFAULT_SATURATION, DEFAULT_TEMPERATURE
+from cinn.apps.colorization.color import merge_lab, split_lab, to_uint8
+from cinn.apps.colorization.global_colour import (check_hue, check_saturation, global_draws,
+                                             is_identity, recolour)
+from cinn.apps.common.images import pad_to_multiple
+from cinn.apps.common.tiling import decode_strips, strip_features
+from cinn.errors import CinnError
+from cinn.model import draw_latents
+from cinn.sampling import check_sampling
+
+#: rows per pass of the per-pixel Lab conversions (bounded memory for large photos)
+LAB_ROWS = 256
+
+
+def as_rgb(image):
+    """uint8 (H, W), (H, W, 1), (H, W, 3) or (H, W, 4) -> uint8 RGB (H, W, 3)."""
+    img = np.asarray(image)
+    if img.dtype != np.uint8:
+        raise CinnError(f"expected a uint8 image, got dtype {img.dtype}")
+    if img.ndim == 2:
+        img = img[..., None]
+    if img.ndim != 3 or img.shape[2] not in (1, 3, 4):
+        raise CinnError(f"expected an image of shape (H, W), (H, W, 1) or (H, W, 3), "
+                        f"got {img.shape}")
+    if min(img.shape[:2]) < 2:
+        raise CinnError(f"image is {img.shape[1]}x{img.shape[0]} pixels; at least 2x2 "
+                        "is needed")
+    if img.shape[2] == 1:
+        img = np.repeat(img, 3, axis=2)
+    return np.ascontiguousarray(img[..., :3])
+
+
+def grey_of(rgb):
+    """The L channel of ``rgb`` shown as a grey RGB picture (what the model sees)."""
+    cond = l_of(as_rgb(rgb))
+    return by_rows(lambda c: to_uint8(merge_lab(c, np.zeros(c.shape[:-1] + (2,), "float32"))),
+                   cond)
+
+
+def sample_ab(model, cond, n=8, temperature=DEFAULT_TEMPERATURE, seed=0, batch_size=None,
+              compiled=False, saturation=DEFAULT_SATURATION, hue=DEFAULT_HUE):
+    """Scaled ab samples (n, H, W, 2) for a scaled L (H, W, 1) of any size:
+    padded (reflect) to the network's multiple, sampled, cropped back; sample ``i``
+    scaled and rotated by draw ``i`` of ``global_colour.global_draws(n, seed,
+    saturation, hue)`` (``saturation=None, hue=0``: the flow's samples as they are).
+
+    ``compiled=True`` runs the inverse pass as one compiled program (jit on JAX,
+    ``tf.function`` on TensorFlow; the same z as ``model.sample``): worth it when
+    many inputs share one size (evaluation), not for a single picture.
+    """
+    n, temperature, seed = check_sampling(n, temperature, seed)
+    decode = _compiled(model, "decode") if compiled else None
+    if decode is None:
+        return np.concatenate(list(iter_ab(model, cond, n, temperature, seed, batch_size,
+                                           saturation, hue)))
+    padded, (h, w) = pad_to_multiple(cond, model.multiple)
+    z = draw_latents(n, padded.size * 2, seed) * np.float32(temperature)
+    ab = decode(z, np.repeat(padded[None], n, axis=0))
+    ab = np.asarray(ops.convert_to_numpy(ab), "float32")[:, :h, :w]
+    return _recolour(ab, _draws(n, seed, saturation, hue))
+
+
+def iter_ab(model, cond, n=8, temperature=DEFAULT_TEMPERATURE, seed=0, batch_size=None,
+            saturation=DEFAULT_SATURATION, hue=DEFAULT_HUE):
+    """``sample_ab`` a chunk at a time: scaled ab arrays (m, H, W, 2), in order."""
+    n, temperature, seed = check_sampling(n, temperature, seed)
+    draws = _draws(n, seed, saturation, hue)
+    padded, (h, w) = pad_to_multiple(cond, model.multiple)
+    for ab in model.sample_chunks(padded[None], n=n, temperature=temperature, seed=seed,
+                                  batch_size=batch_size,
+                                  features=strip_features(model, padded[None]),
+                                  strips=decode_strips(model, padded[None])):
+        ab = np.asarray(ops.convert_to_numpy(ab), "float32")[:, :h, :w]
+        yield _recolour(ab, draws)
+        draws = None if draws is None else [d[len(ab):] for d in draws]
+
+
+def _draws(n, seed, saturation, hue):
+    """The global colour draws ``(scale, degrees)`` of ``n`` samples as NumPy arrays,
+    or ``None`` when they change nothing; ``seed=None``: a random start."""
+    saturation, hue = check_saturation(saturation), check_hue(hue)
+    if is_identity(saturation, hue):
+        return None
+    if seed is None:
+        seed = int(np.random.default_rng().integers(65536))
+    return [np.asarray(ops.convert_to_numpy(d), "float32")
+            for d in global_draws(n, seed, saturation, hue)]
+
+
+def _recolour(ab, draws):
+    """``ab`` (m, H, W, 2) mapped in place by the first ``m`` of ``draws`` (``None``:
+    unchanged), ``LAB_ROWS`` rows at a time (no full-size intermediates)."""
+    if draws is None:
+        return ab
+    scale, degrees = draws
+    for k in range(len(ab)):
+        ab[k] = by_rows(lambda x, s=scale[k], d=degrees[k]: np.asarray(
+            ops.convert_to_numpy(recolour(x, s, d)), "float32"), ab[k])
+    return ab
+
+
+def _compiled(model, method):
+    try:
+        from cinn.compile import compiled
+    except ImportError:  # pragma: no cover - older cinn: run eagerly
+        return None
+    return compiled(model, method)
+
+
+def colorize(model, image, n=8, temperature=DEFAULT_TEMPERATURE, seed=0, batch_size=None,
+             saturation=DEFAULT_SATURATION, hue=DEFAULT_HUE):
+    """``n`` colourings of ``image`` (uint8, grey or colour; its colour is ignored).
+
+    Returns uint8 RGB samples, shape (n, H, W, 3), at the input's size; their L
+    channel is the input's. The same ``seed`` and weights give the same bytes.
+    ``saturation``, ``hue``: the range of each sample's global colour draw
+    (``sample_ab``; ``saturation=None, hue=0`` for the flow's samples alone).
+    """
+    return np.stack(list(iter_colorize(model, image, n, temperature, seed, batch_size,
+                                       saturation, hue)))
+
+
+def iter_colorize(model, image, n=8, temperature=DEFAULT_TEMPERATURE, seed=0,
+                  batch_size=None, saturation=DEFAULT_SATURATION, hue=DEFAULT_HUE):
+    """The samples of ``colorize`` one at a time (uint8 (H, W, 3)), as they are
+    drawn: memory for one chunk of samples, not ``n``."""
+    n, temperature, seed = check_sampling(n, temperature, seed)
+    saturation, hue = check_saturation(saturation), check_hue(hue)   # before any work
+    cond = l_of(as_rgb(image))
+    for ab in iter_ab(model, cond, n, temperature, seed, batch_size, saturation, hue):
+        for one in ab:
+            yield by_rows(lambda c, x: to_uint8(merge_lab(c, x)), cond, one)
+
+
+def by_rows(fn, *images, rows=LAB_ROWS):
+    """``fn(*images)`` of per-pixel functions (the Lab conversions), computed
+    ``rows`` rows at a time: the same values, without full-size intermediates."""
+    if images[0].shape[0] <= rows:
+        return fn(*images)
+    return np.concatenate([fn(*(im[y:y + rows] for im in images))
+                           for y in range(0, images[0].shape[0], rows)], axis=0)
+
+
+def l_of(rgb):
+    """Scaled L (H, W, 1) float32 of uint8 RGB (``split_lab``'s condition)."""
+    return by_rows(lambda x: np.asarray(ops.convert_to_numpy(split_lab(x)[0]), "float32"),
+                   rgb)
