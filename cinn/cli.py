@@ -144,16 +144,22 @@ def _import_quietly(name):
 
 
 def pick_backend(environ=None):
-    """The Keras backend for this process: ``KERAS_BACKEND`` or ``keras.json`` when
-    set; else TensorFlow when installed, else JAX (``pip install 'cinn[jax]'`` alone
-    works); ``UsageError`` when neither is installed. Sets ``KERAS_BACKEND``."""
+    """The Keras backend for this process, set as ``KERAS_BACKEND``: the one
+    ``KERAS_BACKEND`` names; else the one of ``keras.json`` (Keras' default:
+    TensorFlow) when it is installed, else the other one (``pip install 'cinn[jax]'``
+    alone works). ``UsageError`` when the backend asked for, or every one, is missing."""
     from importlib.util import find_spec
 
+    from cinn._xla_cpu import keras_backend_name
+
     environ = os.environ if environ is None else environ
-    home = environ.get("KERAS_HOME") or os.path.join(os.path.expanduser("~"), ".keras")
-    if environ.get("KERAS_BACKEND") or os.path.exists(os.path.join(home, "keras.json")):
-        return environ.get("KERAS_BACKEND")
-    for backend in ("tensorflow", "jax"):
+    wanted = keras_backend_name(environ)
+    if environ.get("KERAS_BACKEND"):
+        if wanted in ("tensorflow", "jax") and find_spec(wanted) is None:
+            raise UsageError(f"KERAS_BACKEND={wanted}, but {wanted} is not installed: "
+                             f"pip install 'cinn[{wanted}]'")
+        return wanted
+    for backend in (wanted, "tensorflow", "jax"):
         if find_spec(backend) is not None:
             environ["KERAS_BACKEND"] = backend
             return backend
