@@ -100,6 +100,15 @@ def check_subnet(spec):
             "make(c_in, c_out) -> Layer (keras.saving.register_keras_serializable)")
     if callable(spec):
         name = keras.saving.get_registered_name(spec)
+        if keras.saving.get_registered_object(name) is not spec and getattr(
+                spec, "__name__", "") == "<lambda>":
+            raise ValueError(
+                "the subnet constructor is an unregistered lambda, which a saved model "
+                "cannot find again: register it under a name, make = keras.saving."
+                "register_keras_serializable(package=\"my_package\", name=\"make\")"
+                "(lambda c_in, c_out: ...), and pass make (or decorate a def make(c_in, "
+                "c_out) with @keras.saving.register_keras_serializable(package="
+                "\"my_package\")); run that code before loading the saved model")
         if keras.saving.get_registered_object(name) is not spec:
             raise ValueError(
                 f"the subnet factory {getattr(spec, '__qualname__', spec)!r} is not "
@@ -196,3 +205,43 @@ def concat_condition(h, c):
     if c is None:
         return h
     return ops.concatenate([h, ops.cast(c, h.dtype)], axis=-1)
+
+
+@register
+class SubnetParams(keras.layers.Layer):
+    """Trunk + zero-initialised projection -> ``channels`` raw parameters.
+
+    The general form of ``AffineParams`` for blocks that interpret the subnet's
+    output themselves (additive shifts, spline bins, masked couplings): no
+    clamp, no split. Zero-initialised, so every parameter is 0 in a new block.
+    For images the projection is a 3x3 conv, for vectors dense.
+    """
+
+    def __init__(self, channels, subnet=None, **kwargs):
+        super().__init__(**kwargs)
+        self.channels = int(channels)
+        self._subnet_arg = check_subnet(subnet)
+        self.trunk = None
+        self.proj = None
+
+    def build(self, input_shape):
+        rank = len(input_shape)
+        self.trunk = make_subnet(self._subnet_arg, rank, input_shape[-1], self.channels,
+                                 name="trunk")
+        if rank == 4:
+            self.proj = keras.layers.Conv2D(
+                self.channels, 3, padding="same", kernel_initializer="zeros",
+                bias_initializer="zeros", name="proj")
+        else:
+            self.proj = keras.layers.Dense(
+                self.channels, kernel_initializer="zeros", bias_initializer="zeros",
+                name="proj")
+        self.built = True
+
+    def call(self, h):
+        # the trunk may compute in half precision (mixed policy); the output in float32
+        return self.proj(ops.cast(self.trunk(h), self.compute_dtype))
+
+    def get_config(self):
+        return {**super().get_config(), "channels": self.channels,
+                "subnet": subnet_config(self._subnet_arg)}

@@ -18,8 +18,8 @@ def randomize(layer, scale=0.1, seed=0):
         v.assign(to_np(v) + scale * rng.standard_normal(v.shape).astype("float32"))
 
 
-def jacobian_logdet(fn, x):
-    """``log|det d fn(x) / dx|`` of the flattened map, for one sample ``x`` (1, ...).
+def jacobian(fn, x):
+    """``d fn(x) / dx`` of the flattened map at ``x``: shape (outputs, inputs).
 
     Computed by automatic differentiation of the backend in use.
     """
@@ -43,16 +43,47 @@ def jacobian_logdet(fn, x):
         jac = tape.jacobian(y, v)
     else:  # pragma: no cover
         raise NotImplementedError(backend)
-    jac = np.asarray(jac, "float64")
+    return np.asarray(jac, "float64")
+
+
+def jacobian_logdet(fn, x):
+    """``log|det d fn(x) / dx|`` of the flattened map, for one sample ``x`` (1, ...).
+
+    Computed by automatic differentiation of the backend in use.
+    """
+    jac = jacobian(fn, x)
     assert jac.shape[0] == jac.shape[1], jac.shape
     return np.linalg.slogdet(jac)[1]
+
+
+def gradients(fn, *args):
+    """The gradients of the scalar ``fn(*args)`` with respect to each of ``args``
+    (NumPy arrays), by the backend in use."""
+    args = [np.asarray(a, "float32") for a in args]
+    backend = keras.backend.backend()
+    if backend == "jax":
+        import jax
+
+        grads = jax.grad(fn, argnums=tuple(range(len(args))))(*args)
+    elif backend == "tensorflow":
+        import tensorflow as tf
+
+        vs = [tf.constant(a) for a in args]
+        with tf.GradientTape() as tape:
+            for v in vs:
+                tape.watch(v)
+            out = fn(*vs)
+        grads = tape.gradient(out, vs)
+    else:  # pragma: no cover
+        raise NotImplementedError(backend)
+    return [to_np(g) for g in grads]
 
 
 #: tiny, fast configs of the sampling apps (property and robustness tests)
 TINY_APPS = {
     "colorization": {"levels": 2, "blocks": 1, "subnet": {"hidden": 8, "depth": 1},
                      "cond_channels": 4, "cond_hidden": 8},
-    "inpainting": {"levels": 2, "blocks": 1, "hidden": 8, "cond_channels": 4,
+    "inpainting": {"levels": 2, "blocks": 1, "subnet": {"hidden": 8}, "cond_channels": 4,
                    "cond_hidden": 8},
 }
 

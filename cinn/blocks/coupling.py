@@ -1,8 +1,10 @@
-"""Conditional affine coupling (RealNVP / Glow) with soft clamping."""
+"""Conditional affine couplings (RealNVP / Glow) with soft clamping: today's channel
+split (``AffineCoupling``) and the one with RealNVP's masks (``MaskedAffineCoupling``)."""
 import keras
 from keras import ops
 
-from cinn.blocks.base import InvertibleLayer, split_channels, sum_except_batch
+from cinn.blocks.base import InvertibleLayer, soft_clamp, split_channels, sum_except_batch
+from cinn.blocks.masks import MaskedCoupling
 from cinn.subnets import AffineParams, check_subnet, concat_condition, subnet_config
 
 
@@ -52,3 +54,36 @@ class AffineCoupling(InvertibleLayer):
     def get_config(self):
         return {**super().get_config(), "subnet": subnet_config(self._subnet_arg),
                 "clamp": self.clamp}
+
+
+@keras.saving.register_keras_serializable(package="cinn")
+class MaskedAffineCoupling(MaskedCoupling):
+    """The affine coupling with RealNVP's masks (Dinh et al. 2017, "Density
+    estimation using Real NVP"): ``y = m * x + (1 - m) * (x * exp(s) + t)`` with
+    ``(s, t) = subnet([x * m, c])``, ``s`` soft-clamped to ``(-clamp, clamp)``;
+    log-det ``sum((1 - m) * s)``.
+
+    ``mask="checkerboard"`` (a spatial checkerboard for images, alternating features
+    for vectors) or ``"channel"`` (a channel split); ``parity`` 0 or 1 picks the
+    half that is transformed: alternate it between consecutive blocks. See
+    ``cinn.blocks.masks``. With ``mask="channel", parity=0`` this is the map of
+    ``AffineCoupling`` (which stays a class of its own: saved models and the fused
+    backward step of ``cinn.reversible`` depend on its exact layout).
+    Zero-initialised: a new block is the identity.
+    """
+
+    params_per_element = 2
+
+    def __init__(self, subnet=None, clamp=2.0, mask="channel", parity=0, **kwargs):
+        super().__init__(subnet, mask=mask, parity=parity, **kwargs)
+        self.clamp = float(clamp)
+
+    def _transform(self, x, h, inverse):
+        s, t = split_channels(h, x.shape[-1])
+        s = soft_clamp(s, self.clamp)
+        if inverse:
+            return (x - t) * ops.exp(-s), -s
+        return x * ops.exp(s) + t, s
+
+    def get_config(self):
+        return {**super().get_config(), "clamp": self.clamp}
