@@ -11,7 +11,8 @@ __version__ = "0.1.0"
 
 #: public name -> the module that defines it
 _NAMES = {"ConditionalINN": "cinn.model", "CinnError": "cinn.errors"}
-_SUBMODULES = ("blocks", "conditioning", "subnets", "diagnostics")
+_SUBMODULES = ("blocks", "conditioning", "subnets", "diagnostics", "density",
+               "map_inpainting")
 __all__ = ["ConditionalINN", "CinnError", *_SUBMODULES, "tune_cpu", "__version__"]
 
 

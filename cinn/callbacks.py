@@ -1,5 +1,12 @@
 """Training callbacks: step checkpoints that survive kills, a NaN/Inf guard,
-atomic model saving, and TensorBoard logs (bits/dim and sample grids)."""
+atomic model saving, the history of every epoch (``history.json``, kept across
+resumed runs) and TensorBoard logs (bits/dim and sample grids).
+
+A file that cannot be written (a full disk, a folder made read-only) stops training
+with a ``SaveFailed`` error of one line naming the file and the reason; what was
+written before stays intact (every write goes to a temporary file renamed over the
+old one), so the same command resumes from the last good checkpoint once the cause
+is fixed."""
 import hashlib
 import json
 import math
@@ -18,6 +25,45 @@ from cinn.errors import CinnError
 
 class TrainingDiverged(CinnError):
     """The loss became NaN or infinite."""
+
+
+class SaveFailed(CinnError):
+    """A checkpoint, the model file or the history could not be written."""
+
+
+def _reason(err):
+    """One line for an ``OSError`` (h5py's run to several lines)."""
+    if getattr(err, "strerror", None):
+        return str(err.strerror)
+    lines = str(err).strip().splitlines()
+    return (lines[0] if lines else type(err).__name__)[:200]
+
+
+def _save_failed(what, path, err, kept):
+    return SaveFailed(f"could not write {what} {path} ({_reason(err)}); {kept}; free some "
+                      "space or make the folder writable, then run the same command again "
+                      "to resume")
+
+
+def _write_weights(model, path):
+    """Write ``model``'s weights (and optimizer state) to ``path`` (``.weights.h5``):
+    the one place checkpoints are written (the fault tests replace it)."""
+    model.save_weights(path)
+
+
+def write_json_atomic(path, data):
+    """Write ``data`` as JSON to ``path``: a temporary file, fsync, rename."""
+    path = Path(path)
+    tmp = path.with_name(f".tmp-{os.getpid()}-{path.name}")
+    try:
+        with open(tmp, "w") as f:
+            f.write(json.dumps(data, indent=1))
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def weights_are_finite(model):
@@ -86,25 +132,39 @@ class Checkpoints:
             with tempfile.TemporaryDirectory() as tmp:
                 model.save_weights(Path(tmp) / "worker.weights.h5")
             return None
-        self.folder.mkdir(parents=True, exist_ok=True)
         weights, meta = self._paths(step)
         tmp = self.folder / f".tmp-{os.getpid()}-step-{int(step):06d}.weights.h5"
-        model.save_weights(tmp)
-        _fsync(tmp)
-        info = {"step": int(step), "epoch": int(epoch), "batch": int(batch),
-                "file": weights.name, "bytes": tmp.stat().st_size, "sha256": _sha256(tmp)}
-        os.replace(tmp, weights)
-        tmp_meta = meta.with_name(f".tmp-{os.getpid()}-{meta.name}")
-        tmp_meta.write_text(json.dumps(info, indent=1))
-        _fsync(tmp_meta)
-        os.replace(tmp_meta, meta)
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            _write_weights(model, tmp)
+            _fsync(tmp)
+            info = {"step": int(step), "epoch": int(epoch), "batch": int(batch),
+                    "file": weights.name, "bytes": tmp.stat().st_size, "sha256": _sha256(tmp)}
+            os.replace(tmp, weights)
+            write_json_atomic(meta, info)   # commits the checkpoint
+        except OSError as err:
+            for path in (tmp, weights if not meta.exists() else None):
+                try:
+                    if path is not None:
+                        path.unlink(missing_ok=True)
+                except OSError:
+                    pass
+            last = self.latest_step()
+            kept = (f"the last good checkpoint (step {last}) is kept" if last is not None
+                    else "no checkpoint was written before")
+            raise _save_failed(f"the checkpoint of step {int(step)} to", self.folder, err,
+                               kept) from None
         self._prune()
         return info
 
     def _prune(self):
         for step in self.steps()[:-self.keep]:
-            for p in self._paths(step):
-                p.unlink(missing_ok=True)
+            for p in reversed(self._paths(step)):   # the metadata first: uncommitted
+                try:
+                    p.unlink(missing_ok=True)
+                except OSError as err:              # pruning can wait for the next save
+                    _note(f"could not remove the old checkpoint {p} ({_reason(err)})")
+                    return
 
     def verify(self, step):
         """The checkpoint's metadata if it is intact, else raise ``ValueError``."""
@@ -226,7 +286,9 @@ class NaNGuard(keras.callbacks.Callback):
 
 class Checkpointer(keras.callbacks.Callback):
     """Checkpoint every ``every`` optimizer steps and at every epoch end (only
-    the chief process writes; only finite weights are saved)."""
+    the chief process writes; only finite weights are saved). The last step of an
+    epoch is saved at the epoch's end only, after the validation and the
+    ``HistoryLog``: a checkpoint that ends an epoch comes after its history."""
 
     def __init__(self, checkpoints, counter, every=None):
         super().__init__()
@@ -248,7 +310,9 @@ class Checkpointer(keras.callbacks.Callback):
         self.last_saved = step
 
     def on_train_batch_end(self, batch, logs=None):
-        if self.every and self.counter.step % self.every == 0:
+        spe = self.counter.steps_per_epoch
+        last = spe and self.counter.batch >= spe   # the epoch's end saves it, after the
+        if self.every and self.counter.step % self.every == 0 and not last:  # history
             self._save(self.counter.epoch, self.counter.batch)
 
     def on_epoch_end(self, epoch, logs=None):
@@ -268,6 +332,90 @@ class SaveModel(keras.callbacks.Callback):
             save_atomic(self.model, self.path)
 
 
+# -- the history of every epoch ----------------------------------------------------------
+def read_history(path):
+    """The epochs recorded in ``path`` (``history.json``): ``{"epochs": [1, 2, ...],
+    "steps": [...], "history": {"loss": [...], ...}, ...}`` (the values of an epoch
+    that did not log a key are ``None``; other keys of the file are kept); empty
+    lists when there is no file. A file that is not valid JSON is reported, kept as
+    ``history.json.corrupt`` and counts as empty."""
+    path = Path(path)
+    empty = {"epochs": [], "steps": [], "history": {}}
+    try:
+        data = json.loads(path.read_text())
+        if not isinstance(data, dict) or not isinstance(data.get("history", {}), dict):
+            raise ValueError("not a history")
+    except FileNotFoundError:
+        return empty
+    except (OSError, ValueError) as err:
+        _note(f"{path} is unreadable ({_reason(err) if isinstance(err, OSError) else err}); "
+              f"kept as {path.name}.corrupt, the history starts again")
+        try:
+            os.replace(path, path.with_name(path.name + ".corrupt"))
+        except OSError:
+            pass
+        return empty
+    history = {k: list(v) for k, v in data.get("history", {}).items()}
+    count = max((len(v) for v in history.values()), default=0)
+    data["history"] = history
+    data["epochs"] = list(data.get("epochs") or range(1, count + 1))   # older files
+    data.setdefault("steps", [None] * len(data["epochs"]))
+    return data
+
+
+class HistoryLog(keras.callbacks.Callback):
+    """Every epoch's logs (loss, val_loss, ...) and global step written to ``path``
+    (``history.json``) at the epoch's end, atomically, so that a run stopped at any
+    moment keeps the epochs it finished and a resumed run adds to them. Call
+    ``keep_before(epoch)`` when resuming at ``epoch`` (0-based): the records of
+    that epoch and later ones (written before a checkpoint that was lost) are
+    dropped, as the run does them again. Put it before ``Checkpointer``: an epoch is
+    in the history before its checkpoint commits it. Only the chief writes."""
+
+    def __init__(self, path, counter=None):
+        super().__init__()
+        self.path, self.counter = Path(path), counter
+        self.data = None
+        if current_is_chief():
+            self.data = read_history(self.path)
+            for left in self.path.parent.glob(f".tmp-*-{self.path.name}"):  # a kill's
+                left.unlink(missing_ok=True)
+
+    def keep_before(self, epoch):
+        if self.data is None:
+            return
+        keep = [i for i, e in enumerate(self.data["epochs"]) if e <= int(epoch)]
+        for key in ("epochs", "steps"):
+            self.data[key] = [self.data[key][i] for i in keep]
+        self.data["history"] = {k: [v[i] for i in keep if i < len(v)]
+                                for k, v in self.data["history"].items()}
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.data is None:
+            return
+        self.keep_before(epoch)
+        data, count = self.data, len(self.data["epochs"])
+        data["epochs"].append(int(epoch) + 1)
+        data["steps"].append(None if self.counter is None else int(self.counter.step))
+        for key, value in (logs or {}).items():
+            try:
+                value = float(value)
+            except (TypeError, ValueError):
+                continue
+            column = data["history"].setdefault(key, [])
+            column.extend([None] * (count - len(column)))
+            column.append(value if math.isfinite(value) else None)
+        for column in data["history"].values():
+            column.extend([None] * (count + 1 - len(column)))
+        try:
+            write_json_atomic(self.path, data)
+        except OSError as err:
+            raise _save_failed("the history to", self.path, err,
+                               f"the epochs before epoch {epoch + 1} are kept in it"
+                               if self.path.exists() else "no history was written before"
+                               ) from None
+
+
 def save_atomic(model, path):
     """Save to a temporary file, then rename. Under a multi-worker strategy all
     workers call it; the others write to a temporary folder (saving is collective)."""
@@ -276,10 +424,18 @@ def save_atomic(model, path):
         with tempfile.TemporaryDirectory() as tmp:
             _save(model, Path(tmp) / path.name)
         return None
-    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.stem + ".tmp" + path.suffix)
-    _save(model, tmp)
-    os.replace(tmp, path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        _save(model, tmp)
+        os.replace(tmp, path)
+    except OSError as err:
+        try:
+            tmp.unlink(missing_ok=True)
+        except OSError:
+            pass
+        kept = "the model file of before is kept" if path.exists() else "no model file yet"
+        raise _save_failed("the model to", path, err, kept) from None
     return path
 
 
@@ -408,7 +564,10 @@ class TensorBoardLogger(keras.callbacks.Callback):
         if not current_is_chief():
             return
         if grid is not None and self.png_dir is not None:
-            self._write_png(grid, epoch)
+            try:
+                self._write_png(grid, epoch)
+            except OSError as err:  # a picture must never stop training
+                _note(f"no sample picture this epoch in {self.png_dir} ({_reason(err)})")
         if self._tf is None:
             return
         tf = self._tf

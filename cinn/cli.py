@@ -2,12 +2,14 @@
 sampling command (``cinn colorize``, ``cinn superres``, ``cinn inpaint``).
 
 User errors print one line (``cinn: error: ...``) and exit with status 1.
-Heavy imports (Keras, TensorFlow) happen inside the commands, so ``--help`` is fast.
+Heavy imports (Keras, TensorFlow) happen inside the commands, after each command's
+``check`` of its arguments and files, so ``--help`` and usage errors are fast.
 """
 import argparse
 import importlib
 import os
 import sys
+from pathlib import Path
 
 APPS = ("colorization", "superres", "inpainting")
 
@@ -15,8 +17,10 @@ APPS = ("colorization", "superres", "inpainting")
 def _add_train(sub):
     p = sub.add_parser("train", help="train an app's model by maximum likelihood")
     p.add_argument("app", choices=APPS)
-    p.add_argument("--data", required=True, help="folder of training images")
-    p.add_argument("--config", help="YAML config (default: configs/APP.yaml)")
+    p.add_argument("--data", required=True, nargs="+", metavar="DIR",
+                   help="folder(s) of training images (several: all their images)")
+    p.add_argument("--config", help="YAML config: a file, or the name of a shipped config "
+                   "such as colorization_vivid (cinn/apps/configs; default: APP)")
     p.add_argument("--out", help="run folder (default: runs/APP); rerun to resume")
     p.add_argument("--epochs", type=int, help="number of epochs (default: the config's)")
     p.add_argument("--steps", type=int, help="steps per epoch")
@@ -44,7 +48,8 @@ def _add_train(sub):
                    help="data-parallel training: mirrored = all local GPUs, multiworker = "
                    "machines named by TF_CONFIG, auto = mirrored with several GPUs "
                    "(default: the config's train.strategy, else auto)")
-    p.set_defaults(func=lambda a: importlib.import_module("cinn.apps.common.train").run(a))
+    p.set_defaults(func=lambda a: importlib.import_module("cinn.apps.common.train").run(a),
+                   check=lambda a: importlib.import_module("cinn.apps.common.train").check(a))
 
 
 def _add_evaluate(sub):
@@ -59,17 +64,47 @@ def _add_evaluate(sub):
     p.add_argument("--scale", type=int, choices=(4, 8), default=4)
     p.add_argument("--size", type=int, help="evaluate on centre crops of this size")
     p.add_argument("--temperatures", type=float, nargs="*", metavar="T",
-                   help="also the quality at each of these temperatures: superres, PSNR-Y of "
-                   "one sample per image (default: 0 0.3 0.5 0.7 0.9; none: off); "
-                   "colorization, the cINN's best-of-N and single-sample PSNR, SSIM and "
-                   "colourfulness (default: off)")
-    from cinn.apps.colorization.global_colour import add_arguments as add_colour_arguments
-
-    add_colour_arguments(p, prefix="colorization: ")
+                   help="also sample the flow at each of these temperatures and print the "
+                   "temperature at which the range of the N samples covers the truth as "
+                   "often as a calibrated posterior's, (N-1)/(N+1) (default: off)")
+    p.add_argument("-o", "--out", default="out",
+                   help="folder of the calibration plots (default: out)")
+    p.add_argument("--saturation", type=float, nargs=2, metavar=("LO", "HI"),
+                   help="colorization: global colour draws, each sample's ab scaled by a "
+                   "factor log-uniform in [LO, HI], the regressor's too (default: off)")
+    p.add_argument("--hue", type=float, metavar="DEG",
+                   help="colorization: global colour draws, each sample's ab rotated by an "
+                   "angle uniform in [-DEG, DEG] degrees, the regressor's too (default: off)")
     p.add_argument("--diversity-samples", type=int, default=10, metavar="N",
                    help="superres: NTIRE 2021 diversity score of N samples per image at "
                    "--temperature (default 10, as NTIRE; 0: off)")
-    p.set_defaults(func=lambda a: importlib.import_module(f"cinn.apps.{a.app}.evaluate").run(a))
+    p.set_defaults(func=lambda a: importlib.import_module(f"cinn.apps.{a.app}.evaluate").run(a),
+                   check=_check_evaluate)
+
+
+def _check_evaluate(args):
+    """``cinn evaluate``'s checks before Keras is imported (one-line errors): the
+    data folder holds images, the numbers are in range, the ``--weights`` file
+    exists, ``-o`` can be written."""
+    from cinn.apps.common.images import list_images
+    from cinn.apps.common.outputs import check_out_dir
+    from cinn.apps.common.pretrained import weights_path
+    from cinn.apps.common.sampling_args import check_sampling_arguments, curve_temperatures
+    from cinn.errors import CinnError
+
+    data = Path(args.data)
+    if not (args.app == "superres" and data.is_dir()
+            and any(p.is_dir() for p in data.iterdir())):   # superres: also a folder of
+        list_images(data)                                   # data sets, checked one by one
+    check_sampling_arguments(args, default_temperature=0.0)   # the defaults are valid
+    curve_temperatures(args)
+    for flag, value, least in (("--limit", args.limit, 1), ("--size", args.size, 1),
+                               ("--diversity-samples", args.diversity_samples, 0)):
+        if value is not None and value < least:
+            raise CinnError(f"{flag} must be at least {least}, got {value}")
+    if args.weights:
+        weights_path(args.app, args.weights)
+    check_out_dir(args.out)
 
 
 class UsageError(Exception):
@@ -167,6 +202,21 @@ def pick_backend(environ=None):
                      "'cinn[jax]'")
 
 
+def check(args):
+    """The checks of a command that need no Keras: its ``check`` (set by the command
+    with ``set_defaults(check=...)``: options, input files, the output folder) and
+    the global colour options. ``main`` runs them before it imports Keras and
+    TensorFlow (seconds and most of a gigabyte), so that a usage error or a missing
+    file answers at once, with one line."""
+    if hasattr(args, "saturation") or hasattr(args, "hue"):
+        from cinn.apps.colorization.global_colour import from_arguments
+
+        from_arguments(args)
+    own = getattr(args, "check", None)
+    if own is not None:
+        own(args)
+
+
 def main(argv=None):
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     try:
@@ -179,23 +229,26 @@ def main(argv=None):
     except UsageError as err:
         print(f"cinn: error: {err}", file=sys.stderr)
         return 1
-    from cinn._xla_cpu import use_eigen_convolutions
-
-    use_eigen_convolutions()  # before Keras imports JAX: XLA's CPU flags (cinn/_xla_cpu.py)
-    _import_quietly("keras")
-    if args.command == "train":
-        try:  # training writes TensorBoard logs with TensorFlow, also on JAX
-            _import_quietly("tensorflow")
-        except ImportError:
-            pass
     from cinn.errors import CinnError
 
     try:
+        check(args)  # before Keras (seconds, most of a GB): usage errors answer at once
+        from cinn._xla_cpu import use_eigen_convolutions
+
+        use_eigen_convolutions()  # before Keras imports JAX: XLA's CPU flags (_xla_cpu.py)
+        _import_quietly("keras")
+        if args.command == "train":
+            try:  # training writes TensorBoard logs with TensorFlow, also on JAX
+                _import_quietly("tensorflow")
+            except ImportError:
+                pass
         return int(args.func(args) or 0)
     except CinnError as err:
         print(f"cinn: error: {err}", file=sys.stderr)
-    except (FileNotFoundError, IsADirectoryError, PermissionError) as err:
-        print(f"cinn: error: {err.filename or ''}: {err.strerror}", file=sys.stderr)
+    except OSError as err:  # not found, a folder, no permission, disk full, ...
+        name = f"{err.filename}: " if err.filename else ""
+        reason = err.strerror or (str(err).strip().splitlines() or [type(err).__name__])[0]
+        print(f"cinn: error: {name}{reason}", file=sys.stderr)
     except ValueError as err:
         print(f"cinn: error: {str(err).strip().splitlines()[-1]}", file=sys.stderr)
     except MemoryError:

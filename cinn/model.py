@@ -40,6 +40,14 @@ def _one_by_one(decode, parts, feats):
                             for i in range(m)], axis=0)
 
 
+def _flatten(h):
+    """``h`` reshaped to (batch, values), the values' count static where known (the
+    global section's dense steps need it in a traced graph)."""
+    rest = tuple(h.shape[1:])
+    size = math.prod(rest) if all(d is not None for d in rest) else -1
+    return ops.reshape(h, (ops.shape(h)[0], size))
+
+
 def draw_latents(n, dims, seed=None):
     """The first ``n`` latents (n, dims) float32 that ``sample`` draws for ``seed``
     (for code that decodes them itself, e.g. a compiled decode)."""
@@ -73,7 +81,58 @@ LEVEL_DEFAULTS = {
     "injector": False,     # conditional affine injector before each coupling (SRFlow)
     "subnet": None,        # spec of the s/t trunks, e.g. {"type": "conv", "hidden": 64}
     "split": None,         # None | "plain" | "prior": factor half the channels out after
+    "coupling": "affine",  # see COUPLINGS: the coupling of each step
 }
+
+#: ``coupling`` of a level: "affine" (``AffineCoupling``, channel split), RealNVP's
+#: masked affine couplings of alternating parity ("checkerboard", "channel"), the
+#: rational-quadratic spline coupling ("spline", channel mask, alternating parity),
+#: the masked autoregressive flow ("maf", vectors; ``subnet``'s hidden/depth size
+#: its MADE, the order reversed every other step)
+COUPLINGS = ("affine", "checkerboard", "channel", "spline", "maf")
+
+
+def _coupling(kind, subnet, clamp, k, name):
+    """The coupling block of step ``k`` of a level (see ``COUPLINGS``)."""
+    if kind == "affine":
+        return B.AffineCoupling(subnet, clamp, name=name)
+    if kind in ("checkerboard", "channel"):
+        return B.MaskedAffineCoupling(subnet, clamp, mask=kind, parity=k % 2, name=name)
+    if kind == "spline":
+        return B.RationalQuadraticCoupling(subnet, parity=k % 2, name=name)
+    if kind == "maf":
+        size = {} if not isinstance(subnet, dict) else {
+            key: subnet[key] for key in ("hidden", "depth") if key in subnet}
+        return B.MaskedAutoregressiveFlow(clamp=clamp, reverse=bool(k % 2), name=name, **size)
+    raise ValueError(f"coupling must be one of {COUPLINGS}, got {kind!r}")
+
+
+#: defaults of the optional global section (see ``ConditionalINN``): after the last
+#: level, its remaining latents are flattened into one vector and go through
+#: fully connected flow steps (Ardizzone et al. 2019, colorization cINN ``_add_fc_section``)
+GLOBAL_DEFAULTS = {
+    "blocks": 4,           # dense flow steps on the flattened coarsest level
+    "actnorm": True,       # ActNorm at the start of each step
+    "permute": "random",   # "random" | None, before each coupling (a fixed permutation)
+    "subnet": None,        # spec of the s/t trunks, e.g. {"type": "dense", "hidden": 512}
+}
+
+
+def _global_section(spec):
+    if spec is None:
+        return None
+    spec = dict(spec)
+    unknown = set(spec) - set(GLOBAL_DEFAULTS)
+    if unknown:
+        raise ValueError(f"unknown global section option(s) {sorted(unknown)}; "
+                         f"known: {sorted(GLOBAL_DEFAULTS)}")
+    spec = {**GLOBAL_DEFAULTS, **spec}
+    if spec["subnet"] is None:
+        spec["subnet"] = {"type": "dense"}
+    spec["subnet"] = check_subnet(spec["subnet"])
+    if spec["permute"] not in ("random", None):
+        raise ValueError("global section: permute must be 'random' or None")
+    return spec
 
 
 def _level(spec):
@@ -113,11 +172,17 @@ class ConditionalINN(keras.Model):
             a tensor shaped like x, a predicted mean: the flow then models the
             residual ``x - mean_net(features)`` (a shift, log-det 0), and samples
             are that mean plus decoded latents. Needs a condition.
+        global_section: optional dict (keys and defaults in ``GLOBAL_DEFAULTS``):
+            after the last level its latents are flattened to one vector that goes
+            through ``blocks`` fully connected flow steps (dense subnets), so those
+            latents are global (each one can change the whole sample). Image flows
+            with it need a fixed ``x_shape``. The condition of these steps is one
+            more entry of ``cond_net``'s list (a vector per sample, or ``None``).
     """
 
     def __init__(self, x_shape, cond_shape=None, levels=({},), cond_net=None, upscale=1,
                  clamp=2.0, bin_width=None, seed=None, backprop="standard", mean_net=None,
-                 **kwargs):
+                 global_section=None, **kwargs):
         super().__init__(**kwargs)
         self.x_shape = tuple(x_shape)
         self.cond_shape = None if cond_shape is None else tuple(cond_shape)
@@ -135,7 +200,12 @@ class ConditionalINN(keras.Model):
         if not self.image and any(lv["downsample"] for lv in self.levels):
             raise ValueError("downsampling levels need image data, x_shape (H, W, C)")
         self.num_down = sum(1 for lv in self.levels if lv["downsample"])
+        self.global_section = _global_section(global_section)
+        if self.global_section is not None and any(d is None for d in self.x_shape):
+            raise ValueError("a global section needs a fixed x_shape (its steps are fully "
+                             f"connected), got {fmt_shape(self.x_shape)}")
         self.flow_layers, self.split_layers = self._make_layers()
+        self.global_layers = self._make_global_layers()
         self._noise_seed = keras.random.SeedGenerator(0 if seed is None else seed)
         self.build()
 
@@ -170,7 +240,8 @@ class ConditionalINN(keras.Model):
                 if lv["injector"]:
                     layers.append(B.AffineInjector(lv["subnet"], self.clamp,
                                                    name=f"{step}_injector"))
-                layers.append(B.AffineCoupling(lv["subnet"], self.clamp, name=f"{step}_coupling"))
+                layers.append(_coupling(lv["coupling"], lv["subnet"], self.clamp, k,
+                                        name=f"{step}_coupling"))
             flows.append(layers)
             if lv["split"] not in (None, "plain", "prior"):
                 raise ValueError(f"level {i}: split must be None, 'plain' or 'prior'")
@@ -178,6 +249,22 @@ class ConditionalINN(keras.Model):
                           B.Split(prior=lv["split"] == "prior", subnet=lv["subnet"],
                                   clamp=self.clamp, name=f"{name}_split"))
         return flows, splits
+
+    def _make_global_layers(self):
+        gs = self.global_section
+        if gs is None:
+            return []
+        rng = np.random.default_rng(None if self.seed is None else [int(self.seed), 1])
+        layers = []
+        for k in range(int(gs["blocks"])):
+            step = f"global_step{k}"
+            if gs["actnorm"]:
+                layers.append(B.ActNorm(name=f"{step}_actnorm"))
+            if gs["permute"] == "random":
+                layers.append(B.RandomPermutation(seed=int(rng.integers(2**31 - 1)),
+                                                  name=f"{step}_perm"))
+            layers.append(B.AffineCoupling(gs["subnet"], self.clamp, name=f"{step}_coupling"))
+        return layers
 
     def _dummy_inputs(self):
         """Smallest valid batch of one, to create every weight at construction."""
@@ -251,12 +338,14 @@ class ConditionalINN(keras.Model):
         """One condition tensor per level (``cond_net`` output or the raw condition)."""
         if c is None:
             return [None] * len(self.levels)
+        count = len(self.levels) + (self.global_section is not None)
         if self.cond_net is None:
-            return [c] * len(self.levels)
+            return [c] * count
         feats = self.cond_net(c)
-        if not isinstance(feats, (list, tuple)) or len(feats) != len(self.levels):
-            raise ValueError(f"cond_net must return a list of {len(self.levels)} tensors "
-                             "(one per level)")
+        if not isinstance(feats, (list, tuple)) or len(feats) != count:
+            extra = " and one for the global section" if self.global_section else ""
+            raise ValueError(f"cond_net must return a list of {count} tensors "
+                             f"(one per level{extra})")
         return list(feats)
 
     # -- the flow ---------------------------------------------------------------
@@ -270,20 +359,28 @@ class ConditionalINN(keras.Model):
         log_det = ops.zeros((ops.shape(x)[0],), dtype=x.dtype)
         zs = []
         for layers, split, f in zip(self.flow_layers, self.split_layers, feats):
-            if self.backprop == "inverse":  # no activations kept: see cinn.reversible
-                h, ld = run_segment(layers, h, f)
-                log_det = log_det + ld
-            else:
-                for layer in layers:
-                    h, ld = layer(h, f)
-                    log_det = log_det + ld
+            h, ld = self._forward_segment(layers, h, f)
+            log_det = log_det + ld
             if split is not None:
                 y, ld = split.forward_and_log_det(h, f)
                 log_det = log_det + ld
                 h, z2 = split.separate(y)
                 zs.append(ops.reshape(z2, (ops.shape(z2)[0], -1)))
-        zs.append(ops.reshape(h, (ops.shape(h)[0], -1)))
+        h = _flatten(h)
+        if self.global_layers:
+            h, ld = self._forward_segment(self.global_layers, h, feats[-1])
+            log_det = log_det + ld
+        zs.append(h)
         return ops.concatenate(zs, axis=1), log_det
+
+    def _forward_segment(self, layers, h, f):
+        if self.backprop == "inverse":  # no activations kept: see cinn.reversible
+            return run_segment(layers, h, f)
+        log_det = ops.zeros((ops.shape(h)[0],), dtype=h.dtype)
+        for layer in layers:
+            h, ld = layer(h, f)
+            log_det = log_det + ld
+        return h, log_det
 
     def latent_shapes(self, x_shape):
         """Shapes (without batch) of the latent parts, in the order ``encode``
@@ -346,6 +443,13 @@ class ConditionalINN(keras.Model):
         chunks = list(parts)
         h = chunks.pop()
         log_det = ops.zeros((ops.shape(h)[0],), dtype=h.dtype)
+        if self.global_layers:
+            shape = ops.shape(h)
+            h = _flatten(h)
+            for layer in reversed(self.global_layers):
+                h, ld = layer.inverse_and_log_det(h, feats[-1])
+                log_det = log_det + ld
+            h = ops.reshape(h, shape)
         for layers, split, f in reversed(list(zip(self.flow_layers, self.split_layers, feats))):
             if split is not None:
                 h, ld = split.inverse_and_log_det(split.join(h, chunks.pop()), f)
@@ -407,21 +511,30 @@ class ConditionalINN(keras.Model):
         return logs
 
     # -- sampling ---------------------------------------------------------------
-    def sample(self, c=None, n=1, temperature=1.0, seed=None, z=None, batch_size=None):
-        """Draw ``n`` samples per condition: shape (batch, n, *x_shape).
+    def sample(self, c=None, n=1, temperature=1.0, seed=None, z=None, batch_size=None,
+               bit_stable=False):
+        """Draw ``n`` samples per condition: shape (batch, n, *x_shape), condition
+        axis first (``cinn.tfp.as_distribution(model, c).sample(n)`` follows TFP's
+        convention instead, sample axis first: (n, batch, *x_shape)).
 
-        ``z ~ N(0, temperature**2 I)`` unless ``z`` (flat, (batch * n, dims)) is
-        given. A fixed integer ``seed`` gives the same samples every time, however
-        they are chunked (``batch_size``: samples per pass; see ``sample_chunks``).
+        ``z ~ N(0, temperature**2 I)`` unless ``z`` (flat, (batch * n, dims),
+        condition after condition) is given. A fixed integer ``seed`` gives the same
+        latents however the samples are chunked (``batch_size``: samples per pass;
+        see ``sample_chunks``). The samples of one pass are decoded together
+        (batched: fast); the same call gives the same bytes every time, and another
+        ``batch_size`` or ``n`` gives the same samples up to float rounding.
+        ``bit_stable=True`` decodes every sample on its own, so that neither the
+        chunk size nor ``n`` can change a bit (slower: one pass per sample).
         """
-        chunks = list(self.sample_chunks(c, n, temperature, seed, z, batch_size))
+        chunks = list(self.sample_chunks(c, n, temperature, seed, z, batch_size,
+                                         bit_stable=bit_stable))
         xs = tuple(chunks[0].shape[1:])
         bsz = 1 if c is None else int(ops.shape(c)[0])
         return ops.reshape(ops.concatenate(chunks, axis=0) if len(chunks) > 1 else chunks[0],
                            (bsz, n) + xs)
 
     def sample_chunks(self, c=None, n=1, temperature=1.0, seed=None, z=None, batch_size=None,
-                      features=None, strips=None):
+                      features=None, strips=None, bit_stable=False):
         """The samples of ``sample`` as a generator of chunks ``(m, *x_shape)``, sample
         ``k = b * n + i`` (``i``-th sample of condition ``b``) in order: memory for
         ``batch_size`` samples at a time, not ``n``.
@@ -430,9 +543,21 @@ class ConditionalINN(keras.Model):
         features. ``batch_size=None`` picks the chunk from the size of one sample
         (about ``SAMPLE_PASS_VALUES`` values per pass; one sample for large images).
         With an integer ``seed`` the latents come in blocks of ``latent_block(dims)``
-        samples, block ``j`` drawn with the stateless seed ``[seed, j]``: a sample
-        depends on the seed and its index only, not on ``batch_size`` (nor on ``n``
-        for the first condition). ``n``, ``temperature`` and ``seed`` are checked by
+        samples, block ``j`` drawn with the stateless seed ``[seed, j]``: a sample's
+        latent depends on the seed and its index only, not on ``batch_size`` (nor on
+        ``n`` for the first condition).
+
+        Decoding: each chunk of ``batch_size`` samples in one pass of the compiled
+        decode (batched). A convolution or matrix product may round differently for
+        another batch size, so a sample may then differ in its last float bits
+        (none did on the 2-core CPU, TensorFlow and JAX, ``docs/speed.md``).
+        ``bit_stable=True``: every sample decoded on its own, bit for bit the same
+        whatever ``batch_size`` and ``n`` (one pass per sample: on the 2-core CPU
+        batched decoding of 64x64 colorization samples is 1.9-6x faster at N = 8-32,
+        ``docs/speed.md``; on a GPU, where a pass of a few small images costs about
+        what one image costs, one pass per sample wastes most of the device).
+
+        ``n``, ``temperature`` and ``seed`` are checked by
         ``cinn.sampling.check_sampling``. ``features``: the condition features of ``c``
         computed by the caller (e.g. in tiles, for very large images), one array per
         level, instead of ``condition_features(c)``. ``strips``: ``(rows, halo)`` to
@@ -467,14 +592,17 @@ class ConditionalINN(keras.Model):
         # One compiled decode (jax.jit / tf.function): JAX runs op by op when eager,
         # compiling each op for each new shape, and a TensorFlow graph frees its
         # intermediates sooner (about a quarter less peak memory on large images).
-        # Convolutions may round differently for different batch sizes, so every
-        # sample is decoded on its own (a chunk changes no result).
+        # bit_stable: convolutions may round differently for different batch sizes,
+        # so every sample is decoded on its own (a chunk changes no result).
         decode = compiled(self, "_decode_parts")
+        if strips is not None and self.global_layers:
+            raise ValueError("a flow with a global section cannot decode in strips")
         if strips is not None and len(xs) == 3:
             decode = functools.partial(decode_in_strips, decode, height=xs[0],
                                        rows=strips[0], halo=strips[1],
                                        multiple=2 ** self.num_down)
-        decode = functools.partial(_one_by_one, decode)
+        if bit_stable:
+            decode = functools.partial(_one_by_one, decode)
         noise = None if z is not None else _latents(dims, seed)
         for k0 in range(0, total, batch_size):
             m = min(batch_size, total - k0)
@@ -503,7 +631,7 @@ class ConditionalINN(keras.Model):
 
     # -- initialisation ---------------------------------------------------------
     def actnorm_layers(self):
-        return [layer for layers in self.flow_layers for layer in layers
+        return [layer for layers in self.flow_layers + [self.global_layers] for layer in layers
                 if isinstance(layer, B.ActNorm)]
 
     def initialize(self, x, c=None):
@@ -525,6 +653,19 @@ class ConditionalINN(keras.Model):
         return all(float(ops.convert_to_numpy(a.initialized)) == 1.0
                    for a in self.actnorm_layers())
 
+    def fit(self, x=None, y=None, *args, **kwargs):
+        """``keras.Model.fit``, after ``initialize`` from the first batch of ``x``
+        when ActNorm layers were never initialised (a new model would otherwise
+        train from the identity): ``x`` as ``fit`` takes it, a ``PyDataset`` or a
+        ``tf.data.Dataset`` of ``((x, c),)`` batches, or arrays ``(x, c)`` (``x``
+        for an unconditional flow). A one-shot iterator (a generator) cannot be
+        read twice: ``ValueError`` asking for ``initialize`` first."""
+        if not self.is_initialized:
+            from cinn.training import first_batch
+
+            self.initialize(*first_batch(x, conditional=self.cond_shape is not None))
+        return super().fit(x, y, *args, **kwargs)
+
     # -- serialisation ----------------------------------------------------------
     def get_config(self):
         return {
@@ -541,6 +682,8 @@ class ConditionalINN(keras.Model):
             "backprop": self.backprop,
             "mean_net": None if self.mean_net is None else
             keras.saving.serialize_keras_object(self.mean_net),
+            "global_section": None if self.global_section is None else
+            dict(self.global_section),
         }
 
     @classmethod

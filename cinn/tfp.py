@@ -16,7 +16,13 @@ So::
 
 ``dist.sample(n, seed)`` draws ``z = dist.distribution.sample(n, seed)`` ([n, B, D])
 and decodes ``z[i, b]`` with ``c[b]``: the same images as
-``model.sample(c, n, z=...)`` with those latents (transposed to ``[B, n, ...]``).
+``model.sample(c, n, z=...)`` with those latents.
+
+Axis order: TFP puts the sample axis first, ``dist.sample(n)`` is ``[n, B, ...]``;
+``model.sample(c, n)`` puts the condition axis first, ``[B, n, ...]`` (``n``
+samples of each condition, condition after condition). So
+``dist.sample(n, seed)`` equals ``model.sample(c, n, z=tf.reshape(tf.transpose(z,
+[1, 0, 2]), [B * n, D]))`` transposed by ``[1, 0, ...]``, up to float rounding.
 """
 import tensorflow as tf
 import tensorflow_probability as tfp
@@ -147,6 +153,9 @@ def as_distribution(model, condition=None, validate_args=False, name="cinn"):
 
     Batch shape ``[B]`` (the condition's batch; ``[]`` when unconditional), event
     shape the shape of one ``x`` for that condition (e.g. ``[H, W, C]``).
+    ``sample(n)`` is ``[n, B, *event]``, sample axis first as everywhere in TFP,
+    where ``model.sample(c, n)`` is ``[B, n, *x_shape]``, condition axis first: swap
+    the first two axes to go from one to the other (module docstring).
     """
     require_tensorflow()
     bijector = FlowBijector(model, condition, validate_args=validate_args)

@@ -19,21 +19,39 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from cinn.callbacks import (Checkpointer, Checkpoints, NaNGuard, SaveModel, StepCounter,
-                            TensorBoardLogger)
+from cinn.callbacks import (Checkpointer, Checkpoints, HistoryLog, NaNGuard, SaveModel,
+                            StepCounter, TensorBoardLogger)
 from cinn.distribute import clip_after_all_reduce, prepare_for_fit
 
 
-def first_batch(data):
-    """``(x, c)`` of the first batch of a PyDataset, a ``(x, c)`` tuple of arrays or
-    an iterable yielding ``((x, c),)``."""
+def first_batch(data, conditional=True):
+    """``(x, c)`` of the first batch of a PyDataset, a ``(x, c)`` tuple of arrays (the
+    first 256 rows), an array ``x`` (``conditional=False``; ``c`` is ``None``) or a
+    re-iterable (e.g. a ``tf.data.Dataset``) yielding ``((x, c),)`` (or ``(x,)``).
+    A one-shot iterator (a generator) is refused with a ``ValueError``: reading its
+    first batch would take it from the training."""
     if isinstance(data, keras.utils.PyDataset):
         batch = data[0]
+    elif isinstance(data, (tuple, list)) and len(data) == 1:  # fit(x=((x, c),))
+        return first_batch(data[0], conditional)
     elif isinstance(data, (tuple, list)) and len(data) == 2 and hasattr(data[0], "shape"):
-        return data[0][:256], data[1][:256]
+        return data[0][:256], None if data[1] is None else data[1][:256]
+    elif hasattr(data, "shape"):
+        return data[:256], None
     else:
-        batch = next(iter(data))
+        try:
+            it = iter(data)
+        except TypeError:
+            raise ValueError(f"cannot read a first batch from {type(data).__name__}: pass "
+                             "a PyDataset, a tf.data.Dataset or arrays") from None
+        if it is data:
+            raise ValueError("the ActNorm layers are not initialised and a one-shot iterator "
+                             "cannot give its first batch twice: call model.initialize(x, c) "
+                             "on a batch first (cinn.training.train does)")
+        batch = next(it)
     inputs = batch[0] if isinstance(batch, tuple) and len(batch) == 1 else batch
+    if not conditional:
+        return (inputs[0] if isinstance(inputs, (tuple, list)) else inputs), None
     return inputs[0], inputs[1]
 
 
@@ -127,8 +145,12 @@ def train(model, data, validation_data=None, epochs=1, learning_rate=1e-3, clipn
       (the newest ``keep_checkpoints`` kept); a run killed and started again with
       the same arguments continues from the newest intact checkpoint, at the same
       step, and stops after the same total number of steps. ``out_dir/model.keras``
-      is written after every epoch. With ``tensorboard``: TensorBoard logs in
-      ``out_dir/tensorboard`` (bits/dim, and a grid of samples of
+      is written after every epoch, and ``out_dir/history.json`` (every epoch's
+      logs, those of earlier runs of the same ``out_dir`` included:
+      ``cinn.callbacks.HistoryLog``). A file that cannot be written stops training
+      with a one-line ``cinn.callbacks.SaveFailed``; what was written before is
+      kept. With ``tensorboard``: TensorBoard logs in ``out_dir/tensorboard``
+      (bits/dim, and a grid of samples of
       ``sample_conditions``, default: 4 conditions of the validation data; the
       grids are also saved as ``out_dir/samples/epoch-NNN.png``).
     * ``lr_schedule="cosine"``: the learning rate falls from ``learning_rate`` to
@@ -156,7 +178,7 @@ def train(model, data, validation_data=None, epochs=1, learning_rate=1e-3, clipn
         validation_data = ArrayDataset(validation_data[0], validation_data[1],
                                        batch_size=batch_size, shuffle=False)
     if not model.is_initialized:
-        model.initialize(*first_batch(data))
+        model.initialize(*first_batch(data, conditional=model.cond_shape is not None))
     model.compile(optimizer=keras.optimizers.Adam(learning_rate, clipnorm=clipnorm,
                                                   global_clipnorm=global_clipnorm),
                   jit_compile=resolve_jit_compile(jit_compile))
@@ -166,7 +188,7 @@ def train(model, data, validation_data=None, epochs=1, learning_rate=1e-3, clipn
     counter = StepCounter(spe)
     cbs = [counter]
     start_epoch, offset = 0, 0
-    checkpoints = info = None
+    checkpoints = info = history_log = None
     if out_dir is not None:
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
@@ -182,6 +204,8 @@ def train(model, data, validation_data=None, epochs=1, learning_rate=1e-3, clipn
             _note(f"resuming from checkpoint at step {info['step']}{total} "
                   f"(epoch {start_epoch + 1}, batch {offset})", True)
         cbs.append(NaNGuard(counter=counter, checkpoints=checkpoints))
+        history_log = HistoryLog(out / "history.json", counter)   # before the checkpoint
+        cbs.append(history_log)
         cbs.append(Checkpointer(checkpoints, counter, every=checkpoint_every))
         cbs.append(SaveModel(out / "model.keras"))
         if tensorboard:
@@ -200,6 +224,8 @@ def train(model, data, validation_data=None, epochs=1, learning_rate=1e-3, clipn
         cbs.append(keras.callbacks.LearningRateScheduler(
             lambda epoch, lr: cosine_lr(epoch, epochs, learning_rate, min_lr_ratio)))
     cbs += list(callbacks)
+    if history_log is not None:   # the epochs from here on are run again
+        history_log.keep_before(start_epoch)
 
     if start_epoch >= epochs:
         _note(f"already trained for {epochs} epochs; nothing to do", True)

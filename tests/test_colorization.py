@@ -300,25 +300,38 @@ def test_train_then_evaluate_tiny(tmp_path, capsys):
     with pytest.raises(CinnError, match="not for superres"):
         ship("superres", shipped, tmp_path / "wrong.keras")
     capsys.readouterr()
+    plots = tmp_path / "plots"
     assert main(["evaluate", "colorization", "--data", str(data), "--weights", str(shipped),
-                 "-n", "2", "--limit", "2", "--size", "16"]) == 0
+                 "-n", "2", "--limit", "2", "--size", "16", "-o", str(plots)]) == 0
     out = capsys.readouterr().out
-    rows = [ln for ln in out.splitlines() if ln.startswith("| ")][2:]   # after the header
-    assert len(rows) == 4 and rows[0].startswith("| cINN") and rows[3].startswith("| grey")
-    assert rows[1].startswith("| same flow") and rows[2].startswith("| L2 regressor")
-    cinn_bpd = float(rows[0].split("|")[2])
-    assert 0 < cinn_bpd < 20
-    grey = rows[3].split("|")
-    assert grey[2].strip() == "—" and grey[5].strip() == "0.00"
-    # the quality/colourfulness curve: one cINN row per temperature, T = 0 without spread
-    # when the global colour draws are off
+    assert "no global colour draws" in out                    # off unless asked
+    rows = [ln.split("|") for ln in out.split("\n\n")[1].splitlines()
+            if ln.startswith("| ")][1:]                       # the posterior table
+    names = [r[1].strip() for r in rows if "---" not in r[1]]
+    assert names[:2] == ["cINN, N = 2, T = 0.3", "cINN, N = 2, T = 1"]
+    assert names[-1] == "grey (ab = 0)" and not any("draws" in n for n in names)
+    grey = [r for r in rows if r[1].strip() == "grey (ab = 0)"][0]
+    assert " [" in grey[2] and grey[3].strip() == "—"       # CRPS = MAE, no coverage
+    bpd = float(out.split("held-out bits/dim of ab (the flow, before any draw): ")[1].split()[0])
+    assert 0 < bpd < 20
+    assert sorted(p.name for p in plots.iterdir()) == [
+        "calibration_colorization_data_t0.3.png", "calibration_colorization_data_t1.png"]
+    # the sweep: one cINN row per temperature, T = 0 without spread (no draws) and
+    # with the draws when asked (the regressor's rows get them too)
     assert main(["evaluate", "colorization", "--data", str(data), "--weights", str(shipped),
                  "-n", "2", "--limit", "2", "--size", "16", "--temperatures", "0", "0.5",
-                 "--saturation", "1", "1", "--hue", "0"]) == 0
-    curve = capsys.readouterr().out.split("# the cINN at each temperature")[1]
-    rows = [ln.split("|") for ln in curve.splitlines() if ln.startswith("| ")][2:]
-    assert [r[1].strip() for r in rows] == ["0", "0.5"]
-    assert float(rows[0][4]) == 0.0 and float(rows[1][4]) > 0.0
+                 "-o", str(plots)]) == 0
+    sweep = capsys.readouterr().out.split("# temperature sweep")[1].split("\n\n")[0]
+    rows = [ln.split("|") for ln in sweep.splitlines() if ln.startswith("| ")][2:]
+    assert [r[1].strip() for r in rows] == ["0", "0.3", "0.5", "1"]
+    assert rows[0][2].strip().startswith("0.")  and float(rows[0][2].split(" [")[0]) < float(
+        rows[3][2].split(" [")[0])                           # coverage grows with T
+    assert main(["evaluate", "colorization", "--data", str(data), "--weights", str(shipped),
+                 "-n", "2", "--limit", "2", "--size", "16", "--hue", "30",
+                 "-o", str(plots)]) == 0
+    out = capsys.readouterr().out
+    assert "global colour draws: saturation 1-1, hue +-30 degrees" in out
+    assert "| cINN, N = 2, T = 0.3 + draws |" in out
     assert main(["evaluate", "colorization", "--data", str(data), "--weights", str(shipped),
                  "--temperatures", "-1"]) == 1
     assert "cinn: error: --temperatures must be >= 0" in capsys.readouterr().err
@@ -338,3 +351,165 @@ def test_shipped_weights_colorize_a_skimage_picture(variant):
     assert out.shape == (2,) + rgb.shape and out.dtype == np.uint8
     assert np.abs(lab_of(out)[..., 0] - lab_of(rgb)[..., 0]).mean() < 1.0
     assert np.array_equal(out, colorize(model, rgb, n=2, temperature=0.8, seed=0))
+
+
+# -- the global section: a fixed working size, global latents, guided upsampling --------
+GLOBAL_TINY = {**TINY, "size": 16, "global_blocks": 1, "global_hidden": 8, "global_depth": 1,
+               "global_features": 4, "global_widths": [4]}
+
+
+def test_global_model_has_global_latents_and_colorizes_any_size():
+    import keras
+
+    keras.utils.set_random_seed(2)
+    model = build_model(GLOBAL_TINY)
+    assert model.x_shape == (16, 16, 2) and model.global_section["blocks"] == 1
+    assert [lv["split"] for lv in model.levels] == ["plain", "plain"]
+    randomize(model, scale=0.05, seed=2)
+    # the last level's kept half (4x4x8 of 16x16x2) goes through the dense steps
+    assert model.latent_shapes((16, 16, 2))[-1] == (4, 4, 8)
+    rgb = picture(30, 45, seed=3)                      # not the working size
+    # a low temperature: the random weights' ab at T = 1 leave the RGB gamut
+    out = colorize(model, rgb, n=2, temperature=0.2, seed=0, saturation=None, hue=0)
+    assert out.shape == (2, 30, 45, 3) and out.dtype == np.uint8
+    assert np.abs(lab_of(out)[..., 0] - lab_of(rgb)[..., 0]).mean() < 1.0
+    assert np.array_equal(out, colorize(model, rgb, n=2, temperature=0.2, seed=0,
+                                        saturation=None, hue=0))
+    assert np.abs(out[0].astype(int) - out[1]).mean() > 0.1    # two colourings
+    with pytest.raises(ValueError, match="needs a flow with a working size"):
+        build_model({**GLOBAL_TINY, "size": None})
+    with pytest.raises(ValueError, match="multiple of 4"):
+        build_model({**GLOBAL_TINY, "size": 18})
+
+
+def test_compiled_and_chunked_sampling_agree_for_a_global_model():
+    from cinn.apps.colorization.infer import l_of, sample_ab
+
+    model = build_model(GLOBAL_TINY)
+    randomize(model, scale=0.05, seed=4)
+    cond = l_of(picture(20, 28, seed=5))
+    a = sample_ab(model, cond, 3, 0.8, 1, compiled=True, saturation=None, hue=0)
+    b = sample_ab(model, cond, 3, 0.8, 1, batch_size=2, saturation=None, hue=0)
+    assert a.shape == (3, 20, 28, 2)
+    np.testing.assert_allclose(a, b, atol=1e-4)
+
+
+def test_guided_upsampling_follows_the_full_resolution_edges():
+    from cinn.apps.colorization.guided import guided_upsample, shrink_l
+
+    # a colour edge where L has its edge, at a column that is not on the coarse grid
+    h, w, edge = 64, 96, 37
+    l_full = np.full((h, w, 1), -0.5, np.float32)
+    l_full[:, edge:] = 0.5
+    ab_full = np.zeros((h, w, 2), np.float32)
+    ab_full[:, edge:] = (0.4, -0.3)
+    small = cv2.resize(ab_full, (24, 16), interpolation=cv2.INTER_AREA)
+    bicubic = cv2.resize(small, (w, h), interpolation=cv2.INTER_CUBIC)
+    guided = guided_upsample(small, l_full)
+    assert guided.shape == (h, w, 2) and guided.dtype == np.float32
+    assert np.abs(guided - ab_full).mean() < 0.85 * np.abs(bicubic - ab_full).mean()
+    flat = guided_upsample(np.full((8, 8, 2), 0.2, np.float32), l_full)
+    np.testing.assert_allclose(flat, 0.2, atol=1e-5)  # a constant stays constant
+    assert shrink_l(l_full, 16).shape == (16, 16, 1)
+
+
+def test_levels_init_copies_the_local_part_of_a_trained_flow(tmp_path):
+    local = build_model({**TINY, "levels": 2})
+    randomize(local, scale=0.05, seed=6)
+    path = tmp_path / "local.keras"
+    local.save(path)
+    model = build_model({**GLOBAL_TINY, "levels_init": str(path)})
+    src = {w.path: to_np(w) for w in local.weights}
+    for layers, theirs in zip(model.flow_layers, local.flow_layers):
+        for a, b in zip(layers, theirs):
+            for u, v in zip(a.weights, b.weights):
+                np.testing.assert_array_equal(to_np(u), to_np(v))
+    stem = model.cond_net.local.stem
+    np.testing.assert_array_equal(to_np(stem.kernel), src[local.cond_net.stem.kernel.path])
+    # the global steps start as identities (zero-initialised couplings)
+    coupling = [layer for layer in model.global_layers if "coupling" in layer.name][0]
+    assert np.abs(to_np(coupling.params.proj.kernel)).max() == 0
+
+
+def test_whole_picture_datasets_from_several_folders(tmp_path):
+    from cinn.apps.colorization.data import make_datasets
+
+    folders = [tmp_path / "a", tmp_path / "b"]
+    for k, folder in enumerate(folders):
+        folder.mkdir()
+        for i in range(3):
+            cv2.imwrite(str(folder / f"c{i}.png"), picture(40 + 10 * k, 60, seed=10 * k + i))
+    cfg = {"data": {"crop": 16, "batch_size": 4, "steps_per_epoch": 2, "val_images": 1,
+                    "whole": True, "min_side": 0.5}}
+    train, val = make_datasets(folders, cfg, seed=0)
+    assert len(train.images) + 1 == 6                  # both folders, one held out
+    (x, c), = train[0]
+    assert x.shape == (4, 16, 16, 2) and c.shape == (4, 16, 16, 1)
+    (xv, cv), = val[0]
+    assert xv.shape == (1, 16, 16, 2)
+    with pytest.raises(ValueError, match="data.min_side"):
+        make_datasets(folders, {"data": {**cfg["data"], "min_side": 0}})
+
+
+def test_train_a_global_flow_on_two_folders_then_colorize(tmp_path, capsys):
+    folders = [tmp_path / "a", tmp_path / "b"]
+    for k, folder in enumerate(folders):
+        folder.mkdir()
+        for i in range(3):
+            cv2.imwrite(str(folder / f"c{i}.png"), picture(24, 40, seed=20 * k + i))
+    cfg = tmp_path / "tiny.yaml"
+    cfg.write_text(
+        "model: {size: 16, levels: 2, blocks: 1, subnet: {hidden: 8, depth: 1}, "
+        "cond_channels: 4, cond_hidden: 8, global_blocks: 1, global_hidden: 8, "
+        "global_depth: 1, global_features: 4, global_widths: [4]}\n"
+        "data: {whole: true, crop: 16, batch_size: 4, steps_per_epoch: 2, val_images: 1}\n"
+        "train: {epochs: 1, learning_rate: 0.001, tensorboard: false}\n")
+    run = tmp_path / "run"
+    assert main(["train", "colorization", "--data", *map(str, folders), "--config", str(cfg),
+                 "--out", str(run)]) == 0
+    assert "a, " in capsys.readouterr().out            # both folders were read
+    out = tmp_path / "out"
+    assert main(["colorize", str(folders[0] / "c0.png"), "--weights", str(run), "-n", "2",
+                 "-o", str(out)]) == 0
+    grid = cv2.imread(str(out / "c0_colorized.png"))
+    assert grid.shape[0] == 24
+    assert main(["colorize", str(folders[0] / "c0.png"), "--weights", str(run), "-n", "2",
+                 "--local-temperature", "0.5", "-o", str(out)]) == 0
+    capsys.readouterr()
+    assert main(["colorize", str(folders[0] / "c0.png"), "--weights", str(run),
+                 "--local-temperature", "-1", "-o", str(out)]) == 1
+    assert "cinn: error: --local-temperature must be a number >= 0" in capsys.readouterr().err
+
+
+def test_global_model_gives_a_density_of_photos_of_any_size():
+    import keras
+
+    model = build_model(GLOBAL_TINY)
+    randomize(model, scale=0.02, seed=7)
+    rng = np.random.default_rng(0)
+    x = (0.1 * rng.standard_normal((1, 32, 48, 2))).astype("float32")
+    c = rng.uniform(-1, 1, (1, 32, 48, 1)).astype("float32")
+    small = [keras.ops.image.resize(t, (16, 16), antialias=True) for t in (x, c)]
+    lp = to_np(model.log_prob(x, c))
+    assert np.isfinite(lp).all()
+    np.testing.assert_allclose(lp, to_np(model.log_prob(*small)), rtol=1e-5)
+
+
+def test_local_temperature_scales_all_but_the_global_latents():
+    from cinn.apps.colorization.infer import l_of, latent_scale, sample_ab
+
+    model = build_model(GLOBAL_TINY)
+    randomize(model, scale=0.05, seed=8)
+    scale = latent_scale(model, (16, 16, 2), 1.0, 0.0)
+    assert scale.shape == (512,) and scale[-128:].min() == 1 and scale[:-128].max() == 0
+    cond = l_of(picture(20, 20, seed=9))
+    only_global = sample_ab(model, cond, 2, 1.0, 0, saturation=None, hue=0,
+                            local_temperature=0.0)
+    assert np.abs(only_global[0] - only_global[1]).max() > 1e-3    # the global latents
+    np.testing.assert_allclose(
+        only_global, sample_ab(model, cond, 2, 1.0, 0, compiled=True, saturation=None,
+                               hue=0, local_temperature=0.0), atol=1e-4)
+    mode = sample_ab(model, cond, 2, 0.0, 0, saturation=None, hue=0, local_temperature=0.0)
+    np.testing.assert_allclose(mode[0], mode[1], atol=1e-6)
+    local = build_model(TINY)                          # no global section: every latent
+    assert latent_scale(local, (16, 16, 2), 1.0, 0.3).max() == np.float32(0.3)

@@ -1,7 +1,7 @@
 """Colorization designs and baselines: the U-Net conditioning network (shapes at odd
 sizes, a receptive field covering the input), the flow built on it, and the L2
-regressor (training through ``cinn.training.train``, save/load, its row in the
-evaluation)."""
+regressor (training through ``cinn.training.train``, save/load, its rows in the
+evaluation's posterior report, with and without the global colour draws)."""
 import cv2
 import keras
 import numpy as np
@@ -83,17 +83,48 @@ def test_regressor_trains_saves_and_is_evaluated(tmp_path):
     flow = build_model(UNET)
     randomize(flow, 0.05)
     images = [picture(16, 24, seed=i) for i in range(2)]
-    rows = E.evaluate_images(flow, images, n=2, temperature=1.0, seed=0, regressor=loaded)
-    assert set(rows) == {"cinn", "l2", "grey"}
-    l2 = rows["l2"][0]
-    assert l2["psnr"] == l2["psnr_single"] and l2["diversity"] == 0.0 and np.isnan(l2["bpd"])
-    cinn = rows["cinn"][0]
-    assert cinn["psnr"] >= cinn["psnr_single"] and cinn["ssim"] >= cinn["ssim_single"]
-    table = E.format_table(rows, 30.0, missing=[("uncond", "nowhere.keras")])
-    lines = table.splitlines()
-    assert [ln.split("|")[1].strip() for ln in lines[2:]] == [
-        E.NAMES["cinn"], E.NAMES["uncond"], E.NAMES["l2"], E.NAMES["grey"]]
-    assert "nowhere.keras" in lines[3] and len(lines[4].split("|")) == 10
+    report, extras = E.evaluate_images(flow, images, n=2, temperature=1.0, seed=0,
+                                       regressor=loaded)
+    assert list(report.methods) == ["flow_t1", "l2", "grey"]     # no draws unless asked
+    l2 = report.methods["l2"].images[0]
+    c0 = E.condition(images[0])[0]
+    pred = E.colourings(c0, E.regressor_ab(loaded, c0))
+    assert l2["crps"] == pytest.approx(np.abs(pred[0].astype(float) - images[0]).mean())
+    assert l2["psnr_best"] == l2["psnr_single"] and l2["range_coverage"] is None
+    assert extras["diversity"]["l2"] == 0.0 and np.isfinite(extras["bpd"][0])
+    cinn = report.methods["flow_t1"].images[0]
+    assert cinn["psnr_best"] >= cinn["psnr_single"] and cinn["ssim_best"] >= cinn["ssim_single"]
+    # the flow's own samples: the same as colorize without the global colour draws
+    own = colorize(flow, images[1], n=2, temperature=1.0, seed=1, saturation=None, hue=0)
+    from cinn.diagnostics import crps
+
+    assert report.methods["flow_t1"].images[1]["crps"] == pytest.approx(
+        float(np.mean(crps(own, images[1]))), rel=1e-3)
+    # draws when asked: the flow's and the regressor's ("regressor + draws", N colourings)
+    drawn, extras = E.evaluate_images(flow, images, n=4, temperature=0.5, seed=0,
+                                      regressor=loaded, saturation=(0.5, 2.0), hue=30.0)
+    assert list(drawn.methods) == ["flow_t0.5", "flow_t1", "l2", "l2_draws", "grey"]
+    assert drawn.methods["l2_draws"].n == 4 and extras["diversity"]["l2_draws"] > 0
+    assert drawn.methods["l2"].images[0]["crps"] == pytest.approx(l2["crps"])
+    table = drawn.tables(["flow_t0.5", "l2", "l2_draws", "grey"])
+    lines = [ln for ln in table.splitlines() if ln.startswith("| ") and "---" not in ln]
+    assert [ln.split("|")[1].strip() for ln in lines[1:5]] == [
+        "cINN, N = 4, T = 0.5 + draws", E.NAMES["l2"], f"{E.NAMES['l2_draws']}, N = 4",
+        E.NAMES["grey"]]
+    assert lines[2].split("|")[3].strip() == "—"              # no coverage for one answer
+
+
+def test_evaluate_colour_draws_off_unless_asked():
+    from argparse import Namespace
+
+    from cinn.apps.colorization.evaluate import colour_draws
+    from cinn.errors import CinnError
+
+    assert colour_draws(Namespace(saturation=None, hue=None)) == (None, 0.0)
+    assert colour_draws(Namespace(saturation=[0.6, 2.4], hue=None)) == ((0.6, 2.4), 0.0)
+    assert colour_draws(Namespace(saturation=None, hue=40)) == (None, 40.0)
+    with pytest.raises(CinnError, match="--hue"):
+        colour_draws(Namespace(saturation=None, hue=400))
 
 
 def test_flow_around_the_regressor_mean(tmp_path):

@@ -197,6 +197,92 @@ def test_editor_value_to_image_and_mask():
     assert editor_parts({"background": None, "layers": [], "composite": None}) == (None, None)
 
 
+# -- the queue limit ------------------------------------------------------------------------
+def test_queue_limit_refuses_at_once_and_says_when_to_retry():
+    import asyncio
+
+    from cinn.apps.demo.ui import RequestTimes, busy_message, limit_queue
+
+    class Queue:   # what limit_queue sees of Gradio's queue: its length and push
+        waiting = 0
+
+        def __len__(self):
+            return self.waiting
+
+        async def push(self, body=None, request=None, username=None):
+            return True, "event-1", "success"
+
+    class Demo:
+        _queue = Queue()
+
+    times = RequestTimes()
+    for seconds in (11.0, 13.0):
+        times.add(seconds)
+    assert limit_queue(Demo, 3, times)
+    Demo._queue.waiting = 2
+    assert asyncio.run(Demo._queue.push(body=None, request=None, username=None)) == (
+        True, "event-1", "success")
+    Demo._queue.waiting = 3
+    ok, message, state = asyncio.run(Demo._queue.push(body=None, request=None, username=None))
+    assert (ok, state) == (False, "error")
+    assert message == ("The server is busy: 3 requests are waiting, the most this demo "
+                       "queues (3). Please try again in about 25 s.")
+    assert "about 4 minutes" in busy_message(9, 9, 230)
+    assert not limit_queue(object(), 3, times)             # no queue to wrap: Gradio's limit
+
+
+def test_served_page_past_the_queue_limit(tmp_path, monkeypatch):
+    """``cinn demo --max-queue 1``, served: one request runs, one waits, the third is
+    refused at once with the busy message; the first two are then answered."""
+    pytest.importorskip("gradio")
+    from gradio_client import Client, handle_file
+
+    from cinn.apps.demo import jobs, ui
+
+    release, running = threading.Event(), threading.Event()
+
+    def slow_colorize(model, path, n, temperature, seed, colour_draws, progress):
+        running.set()
+        assert release.wait(120)
+        rgb = photo(8)
+        return jobs._finish("pic", [rgb] * int(n), [("grey input", rgb)], [], "slow job")
+
+    monkeypatch.setattr(jobs, "colorize_job", slow_colorize)
+    (tmp_path / "client_tmp").mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "client_tmp"))
+    saved = os.environ.pop("GRADIO_TEMP_DIR", None)
+    port = free_port()
+    url = f"http://127.0.0.1:{port}/"
+    demo = ui.build({"colorization": None}, tmp_path / "demo", max_queue=1)
+    try:
+        ui.launch(demo, "127.0.0.1", port, tmp_path / "demo", block=False)
+        wait_until_served(url)
+        pic = handle_file(write_png(tmp_path / "pic.png", photo(8)))
+        client = Client(url, verbose=False, analytics_enabled=False,
+                        download_files=str(tmp_path / "downloads"))
+        first = client.submit(pic, 2, 0.5, 0, api_name="/colorize")
+        assert running.wait(120)
+        second = client.submit(pic, 2, 0.5, 1, api_name="/colorize")
+        deadline = time.time() + 120
+        while len(demo._queue) < 1 and time.time() < deadline:
+            time.sleep(0.05)
+        third = client.submit(pic, 2, 0.5, 2, api_name="/colorize")
+        with pytest.raises(Exception) as refused:
+            third.result(timeout=120)
+        detail = refused.value.response.json()["detail"]
+        assert detail.startswith("The server is busy: 1 request is waiting, the most this "
+                                 "demo queues (1). Please try again in about "), detail
+        release.set()
+        assert first.result(timeout=120)[0].startswith("slow job")
+        assert second.result(timeout=120)[0].startswith("slow job")
+    finally:
+        release.set()
+        demo.close()
+        os.environ.pop("GRADIO_TEMP_DIR", None)
+        if saved is not None:
+            os.environ["GRADIO_TEMP_DIR"] = saved
+
+
 # -- a served page ------------------------------------------------------------------------
 def free_port():
     with socket.socket() as s:

@@ -76,6 +76,11 @@ REPLACED = {
     "from apps.common.pretrained import load_model":
         "from cinn.apps.common.pretrained import load_model",
     "from apps.inpainting.infer import inpaint": "from cinn.apps.inpainting.infer import inpaint",
+    # the default inpainting temperature became the calibrated one (docs/evaluation.md)
+    'out = inpaint(load_model("inpainting"), rgb_uint8, mask_bool, n=8, seed=0) '
+    '# temperature 0.2':
+        'out = inpaint(load_model("inpainting"), rgb_uint8, mask_bool, n=8, seed=0) '
+        '# temperature 1.0',
     "| `docs/` | the full records behind the README's figures: [colorization](docs/colorization.md) "
     "(training stages, designs tried), [super-resolution](docs/superres.md) and "
     "[inpainting](docs/inpainting.md) (earlier models, runs not shipped), [speed](docs/speed.md) "

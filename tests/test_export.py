@@ -271,7 +271,7 @@ def test_cli_missing_weights_file_is_one_line(tmp_path, capsys):
 def test_cli_wrong_app_is_one_line(tmp_path, capsys):
     from cinn.apps.inpainting.model import build_model
 
-    model = build_model({"levels": 1, "blocks": 1, "hidden": 8, "cond_channels": 4,
+    model = build_model({"levels": 1, "blocks": 1, "subnet": {"hidden": 8}, "cond_channels": 4,
                          "cond_hidden": 8, "cond_blocks": 1})
     model.save(tmp_path / "inpainting.keras")
     code, err = _cli(["export", "colorization", "--weights", str(tmp_path / "inpainting.keras"),
@@ -300,8 +300,8 @@ def _tiny_app_model(app, base="bicubic", tmp_path=None):
     elif app == "inpainting":
         from cinn.apps.inpainting.model import build_model
 
-        cfg = {"levels": 2, "blocks": 1, "hidden": 8, "cond_channels": 4, "cond_hidden": 8,
-               "cond_blocks": 1}
+        cfg = {"levels": 2, "blocks": 1, "subnet": {"hidden": 8}, "cond_channels": 4,
+               "cond_hidden": 8, "cond_blocks": 1}
         if base == "learned_fill":  # the flow around a (random) L2 fill net
             from helpers import randomize
 
@@ -312,7 +312,7 @@ def _tiny_app_model(app, base="bicubic", tmp_path=None):
     else:
         from cinn.apps.superres.model import build_model
 
-        cfg = {"scale": 4, "levels": 2, "hidden": 8, "subnet_depth": 1, "blocks": 1,
+        cfg = {"scale": 4, "levels": 2, "subnet": {"hidden": 8, "depth": 1}, "blocks": 1,
                "cond_channels": 4, "cond_hidden": 8, "cond_blocks": 1, "cond_growth": 4,
                "base": base}
     from helpers import randomize

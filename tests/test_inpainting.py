@@ -14,8 +14,8 @@ from helpers import randomize
 
 # Every test picture pads to 16x16 and every call draws 2 samples: few distinct
 # shapes keep the JAX backend (which compiles each op per shape when eager) fast.
-TINY = {"levels": 2, "blocks": 1, "hidden": 8, "cond_channels": 4, "cond_hidden": 8,
-        "cond_blocks": 1}
+TINY = {"levels": 2, "blocks": 1, "subnet": {"hidden": 8}, "cond_channels": 4,
+        "cond_hidden": 8, "cond_blocks": 1}
 
 
 @pytest.fixture(scope="module")
@@ -139,13 +139,57 @@ def test_cli_empty_mask_notice(weights, tmp_path, capsys):
 
 
 def test_evaluate_runs(weights, tmp_path, capsys):
+    """The posterior report: the flow at the given T and at 1 with CRPS, coverage and
+    calibration (mean [95 % interval]), Telea as a deterministic row (CRPS = MAE, no
+    spread figures), the sweep's calibrated temperature and the calibration plots."""
     data = tmp_path / "data"
-    for i in range(2):
+    for i in range(3):
         write_image(data / f"{i}.png", picture(20, 28, i))
+    out = tmp_path / "plots"
     rc = main(["evaluate", "inpainting", "--data", str(data), "--weights", str(weights),
-               "-n", "2", "--size", "16"])
-    out = capsys.readouterr().out
-    assert rc == 0 and "Telea" in out and "best of 2" in out
+               "-n", "3", "--size", "16", "--temperature", "0.3", "--temperatures", "0", "2",
+               "-o", str(out)])
+    text = capsys.readouterr().out
+    assert rc == 0, text
+    rows = {}
+    for line in text.splitlines():
+        if line.startswith("| ") and "---" not in line:
+            cells = [c.strip() for c in line.split("|")[1:-1]]
+            rows.setdefault(cells[0], []).extend(cells[1:])
+    flow, flow1 = rows["cINN, N = 3, T = 0.3"], rows["cINN, N = 3, T = 1"]
+    telea = rows["OpenCV Telea (`cv2.inpaint`, radius 3)"]
+    assert len(flow) == 10 and all(" [" in c for c in flow)
+    assert telea[1:4] == ["—"] * 3 and " [" in telea[0]
+    mean, rest = flow1[1].split(" [")
+    assert 0 < float(mean) <= 1                              # range coverage at T = 1
+    sweep = text.split("# temperature sweep")[1]
+    assert [ln.split("|")[1].strip() for ln in sweep.splitlines()
+            if ln.startswith("| ")][2:] == ["0", "0.3", "1", "2"]
+    assert "calibrated temperature" in sweep or "not reached" in sweep
+    assert sorted(p.name for p in out.iterdir()) == [
+        "calibration_inpainting_data_t0.3.png", "calibration_inpainting_data_t1.png"]
+
+
+def test_evaluate_crps_is_the_hole_mae_for_telea(weights):
+    """CRPS and coverage are scored over the hole only: Telea's CRPS is its MAE there,
+    and a flow's samples (every known pixel copied) are scored by ``cinn.diagnostics``
+    on the hole's pixels."""
+    from cinn import diagnostics as dg
+    from cinn.apps.common.pretrained import load_model
+    from cinn.apps.inpainting.evaluate import eval_masks, evaluate_images, telea
+
+    model = load_model("inpainting", weights)
+    rgb = picture(16, 20, 3)
+    report, extras = evaluate_images(model, [rgb], n=4, temperature=0.7, seed=1)
+    mask = eval_masks([rgb], 1)[0]
+    hole = rgb[mask].astype(np.float64)
+    assert report.methods["telea"].images[0]["crps"] == pytest.approx(
+        np.abs(telea(rgb, mask)[mask] - hole).mean())
+    samples = inpaint(model, rgb, mask, n=4, temperature=0.7, seed=1)
+    got = report.methods["flow_t0.7"].images[0]
+    assert got["crps"] == pytest.approx(dg.crps(samples[:, mask], hole).mean())
+    assert got["range_coverage"] == pytest.approx(dg.range_coverage(samples[:, mask], hole))
+    assert extras["coverage"] == pytest.approx(mask.mean())
 
 
 def test_shipped_weights_inpaint_astronaut():
@@ -252,8 +296,8 @@ def test_regressor_as_weights_gives_one_completion_n_times(regressor_file, tmp_p
     assert np.array_equal(out[0][~mask], rgb[~mask])
     write_image(tmp_path / "data" / "0.png", rgb)
     assert main(["evaluate", "inpainting", "--data", str(tmp_path / "data"), "--weights",
-                 str(regressor_file), "-n", "2"]) == 0
-    assert "| L2 regressor (one prediction) single sample" in capsys.readouterr().out
+                 str(regressor_file), "-n", "2", "-o", str(tmp_path / "plots")]) == 0
+    assert "| L2 regressor (one prediction), N = 2, T = " in capsys.readouterr().out
 
 
 def test_flow_around_the_learned_fill(regressor_file, tmp_path):
@@ -282,8 +326,15 @@ def test_flow_around_the_learned_fill(regressor_file, tmp_path):
     m.save(path)
     again = keras.saving.load_model(path)
     np.testing.assert_array_equal(inpaint(again, rgb, mask, n=2, temperature=0.8, seed=0), out)
-    r = evaluate_images(again, [rgb], n=2, temperature=0.5)
-    assert "psnr_fill" in r and "psnr_fill" not in evaluate_images(build_model(TINY), [rgb], n=1)
+    report, _ = evaluate_images(again, [rgb], n=2, temperature=0.5)
+    assert "fill" in report.methods
+    assert "fill" not in evaluate_images(build_model(TINY), [rgb], n=1)[0].methods
+    from cinn.apps.inpainting.evaluate import eval_masks
+
+    hole = eval_masks([rgb], 0)[0]                           # deterministic: CRPS = hole MAE
+    fill = learned_fill(again.fill_net, rgb, hole)
+    assert report.methods["fill"].images[0]["crps"] == pytest.approx(
+        np.abs(fill[hole].astype(float) - rgb[hole].astype(float)).mean())
     flow = tmp_path / "flow.keras"
     build_model(TINY).save(flow)
     with pytest.raises(CinnError, match="must be an inpainting regressor"):

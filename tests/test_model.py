@@ -121,7 +121,7 @@ def test_weights_load_on_the_other_backend(tmp_path, trained_like):
     trained_like.save(tmp_path / "m.keras")
     np.savez(tmp_path / "io.npz", x=x, c=c, z=to_np(trained_like.encode(x, c)[0]))
     script = (
-        "import numpy as np, keras, cinn, cinn.conditioning\n"
+        "import numpy as np, keras, cinn.model, cinn.conditioning  # registers the classes\n"
         f"d = np.load(r'{tmp_path / 'io.npz'}')\n"
         f"m = keras.saving.load_model(r'{tmp_path / 'm.keras'}')\n"
         "z = keras.ops.convert_to_numpy(m.encode(d['x'], d['c'])[0])\n"
@@ -220,3 +220,176 @@ def test_mixed_precision_subnets_keep_the_flow_exact(tmp_path, policy):
     conv = first_coupling(loaded).params.trunk.convs[0]
     assert conv.compute_dtype == policy.split("_")[1]
     np.testing.assert_array_equal(to_np(loaded.encode(x, c)[0]), to_np(z))
+
+
+# -- the global section: dense flow steps on the flattened coarsest level -----------
+@keras.saving.register_keras_serializable(package="cinn_tests")
+class GlobalCondNet(keras.layers.Layer):
+    """ConditionNet features per level plus one global vector (mean of c, projected)."""
+
+    def __init__(self, scales, **kwargs):
+        super().__init__(**kwargs)
+        self.scales = list(scales)
+        self.net = ConditionNet(self.scales, channels=4, hidden=8, trunk_blocks=0)
+        self.vec = keras.layers.Dense(6, name="vec")
+
+    def call(self, c):
+        return list(self.net(c)) + [self.vec(keras.ops.mean(c, axis=(1, 2)))]
+
+    def get_config(self):
+        return {**super().get_config(), "scales": self.scales}
+
+
+def global_model(blocks=2, x_side=8, levels=None):
+    levels = levels or [{"downsample": "haar", "blocks": 1, "split": "plain",
+                         "subnet": {"hidden": 8}},
+                        {"downsample": "haar", "blocks": 1, "subnet": {"hidden": 8}}]
+    model = ConditionalINN((x_side, x_side, 2), (x_side, x_side, 1), levels,
+                           cond_net=GlobalCondNet([-(i + 1) for i in range(len(levels))]),
+                           global_section={"blocks": blocks,
+                                           "subnet": {"type": "dense", "hidden": 16}},
+                           seed=0)
+    randomize(model, 0.05, seed=2)
+    return model
+
+
+def global_data(n=3, side=8):
+    rng = np.random.default_rng(4)
+    return (rng.standard_normal((n, side, side, 2)).astype("float32"),
+            rng.standard_normal((n, side, side, 1)).astype("float32"))
+
+
+def test_global_section_is_invertible_with_consistent_log_det():
+    model = global_model()
+    x, c = global_data()
+    z, log_det = model.encode(x, c)
+    assert to_np(z).shape == (3, 8 * 8 * 2)
+    xr, log_det_inv = model.decode_and_log_det(z, c)
+    np.testing.assert_allclose(to_np(xr), x, atol=1e-4)
+    np.testing.assert_allclose(to_np(log_det_inv), -to_np(log_det), rtol=1e-5, atol=1e-3)
+    assert np.abs(to_np(log_det)).max() > 1e-3  # the randomized dense steps do something
+    assert sum("global_step" in w.path for w in model.weights) > 0
+
+
+def test_global_latent_changes_the_whole_sample_and_a_local_one_does_not():
+    # one Haar level with no couplings: without the global section a latent entry is
+    # one pixel's Haar coefficient, with it every entry reaches every pixel
+    level = [{"downsample": "haar", "blocks": 0}]
+    _, c = global_data(n=1)
+    z = np.zeros((1, 128), "float32")
+    dz = z.copy()
+    dz[0, 0] = 1.0
+    local = ConditionalINN((8, 8, 2), (8, 8, 1), level)
+    changed = np.abs(to_np(local.decode(dz, c)) - to_np(local.decode(z, c))).max(-1)[0] > 1e-6
+    assert changed.sum() == 4  # one 2x2 block
+    model = global_model(levels=level)
+    changed = np.abs(to_np(model.decode(dz, c)) - to_np(model.decode(z, c))).max(-1)[0] > 1e-6
+    assert changed.all()
+
+
+def test_global_section_uses_its_condition_vector():
+    model = global_model()
+    x, c = global_data()
+    z = to_np(model.encode(x, c)[0])
+    feats = model.condition_features(c)
+    moved = feats[:-1] + [feats[-1] + 1.0]
+    x2 = to_np(model._decode_parts(model._latent_parts(z, (8, 8, 2)), moved))
+    assert np.abs(x2 - x).max() > 1e-3
+
+
+def test_global_section_saves_samples_and_initialises_its_actnorm(tmp_path):
+    model = global_model()
+    x, c = global_data()
+    path = tmp_path / "g.keras"
+    model.save(path)
+    loaded = keras.saving.load_model(path)
+    assert loaded.global_section == model.global_section
+    np.testing.assert_allclose(to_np(loaded.encode(x, c)[0]), to_np(model.encode(x, c)[0]),
+                               atol=1e-6)
+    s = to_np(loaded.sample(c[:1], n=2, seed=1))
+    assert s.shape == (1, 2, 8, 8, 2) and np.isfinite(s).all()
+    fresh = ConditionalINN((8, 8, 2), (8, 8, 1), [{"downsample": "haar", "blocks": 1}],
+                           cond_net=GlobalCondNet([-1]), global_section={"blocks": 1})
+    assert len(fresh.actnorm_layers()) == 2 and not fresh.is_initialized
+    fresh.initialize(x, c)
+    assert fresh.is_initialized
+
+
+def test_global_section_errors():
+    with pytest.raises(ValueError, match="fixed x_shape"):
+        ConditionalINN((None, None, 2), (None, None, 1), [{"downsample": "haar"}],
+                       cond_net=GlobalCondNet([-1]), global_section={"blocks": 1})
+    with pytest.raises(ValueError, match="unknown global section option"):
+        ConditionalINN((8, 8, 2), (8, 8, 1), [{"downsample": "haar"}],
+                       cond_net=GlobalCondNet([-1]), global_section={"block": 1})
+    with pytest.raises(ValueError, match="one per level and one for the global section"):
+        ConditionalINN((8, 8, 2), (8, 8, 1), [{"downsample": "haar"}],
+                       cond_net=ConditionNet([-1], channels=4, hidden=8, trunk_blocks=0),
+                       global_section={"blocks": 1})
+
+
+# -- sampling: batched by default, bit-stable on request -------------------------------
+def counting_decode(model):
+    """Replace the model's compiled decode by one that records the batch of each pass."""
+    from cinn.compile import compiled
+
+    real, calls = compiled(model, "_decode_parts"), []
+
+    def decode(parts, feats):
+        calls.append(int(parts[0].shape[0]))
+        return real(parts, feats)
+
+    model._cinn_compiled["_decode_parts"] = decode
+    return calls
+
+
+def test_sampling_decodes_a_chunk_per_pass_unless_bit_stable():
+    model = image_model()
+    randomize(model, 0.01, seed=1)
+    c = np.random.default_rng(2).standard_normal((2, 16, 16, 1)).astype("float32")
+    calls = counting_decode(model)
+    batched = to_np(model.sample(c, n=3, temperature=0.8, seed=5))
+    assert calls == [6]                                  # all six samples in one pass
+    calls.clear()
+    assert [len(x) for x in model.sample_chunks(c, n=3, seed=5, batch_size=4)] == [4, 2]
+    assert calls == [4, 2]
+    calls.clear()
+    stable = to_np(model.sample(c, n=3, temperature=0.8, seed=5, bit_stable=True))
+    assert calls == [1] * 6                              # one pass per sample
+    assert batched.shape == stable.shape == (2, 3, 16, 16, 2)
+    np.testing.assert_allclose(batched, stable, atol=1e-5)   # the same up to rounding
+    np.testing.assert_array_equal(to_np(model.sample(c, n=3, temperature=0.8, seed=5)),
+                                  batched)               # the same call, the same bytes
+
+
+def test_bit_stable_samples_do_not_depend_on_chunks_or_n():
+    model = image_model()
+    randomize(model, 0.01, seed=1)
+    c = np.random.default_rng(3).standard_normal((1, 8, 16, 1)).astype("float32")
+    ref = to_np(model.sample(c, n=5, seed=7, batch_size=5, bit_stable=True))[0]
+    for batch_size in (1, 2, None):
+        np.testing.assert_array_equal(
+            to_np(model.sample(c, n=5, seed=7, batch_size=batch_size, bit_stable=True))[0],
+            ref)
+    np.testing.assert_array_equal(to_np(model.sample(c, n=1, seed=7, bit_stable=True))[0],
+                                  ref[:1])               # sample k does not depend on n
+
+
+# -- subnet constructors ------------------------------------------------------------
+def test_a_lambda_subnet_says_how_to_register_it(tmp_path):
+    with pytest.raises(ValueError) as err:
+        ConditionalINN((4,), None, [{"blocks": 1, "subnet": lambda c_in, c_out:
+                                     keras.layers.Dense(8)}])
+    msg = str(err.value)
+    assert "\n" not in msg and "lambda" in msg
+    assert "keras.saving.register_keras_serializable(package=" in msg and 'name="make"' in msg
+    # the advice works: registered under a name, the lambda builds and round-trips
+    make = keras.saving.register_keras_serializable(package="test_model", name="make")(
+        lambda c_in, c_out: keras.layers.Dense(8, activation="relu"))
+    model = ConditionalINN((4,), None, [{"blocks": 1, "subnet": make}], seed=0)
+    randomize(model, 0.05, seed=2)
+    model.save(tmp_path / "m.keras")
+    loaded = keras.saving.load_model(tmp_path / "m.keras")
+    x = np.random.default_rng(0).standard_normal((3, 4)).astype("float32")
+    np.testing.assert_allclose(to_np(loaded.encode(x)[0]), to_np(model.encode(x)[0]),
+                               atol=1e-6)

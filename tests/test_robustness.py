@@ -6,6 +6,7 @@ point ``cinn.cli.main`` in this process, with tiny models (every picture pads to
 """
 import io
 import math
+import os
 
 import cv2
 import numpy as np
@@ -52,17 +53,17 @@ def test_condition_features_computed_once_and_chunks_change_nothing(models):
     original = model.condition_features
     model.condition_features = lambda cond: calls.append(1) or original(cond)
     try:
-        chunks = [np.asarray(x) for x in model.sample_chunks(c, n=5, temperature=0.8,
-                                                              seed=3, batch_size=2)]
+        chunks = [np.asarray(x) for x in model.sample_chunks(c, n=5, temperature=0.8, seed=3,
+                                                              batch_size=2, bit_stable=True)]
     finally:
         del model.condition_features
     assert len(calls) == 1 and [len(x) for x in chunks] == [2, 2, 1]
     ref = np.concatenate(chunks)
     for batch_size in (1, 3, None):
         again = np.asarray(model.sample(c, n=5, temperature=0.8, seed=3,
-                                        batch_size=batch_size))[0]
+                                        batch_size=batch_size, bit_stable=True))[0]
         assert np.array_equal(again, ref)
-    first = np.asarray(model.sample(c, n=1, temperature=0.8, seed=3))[0]
+    first = np.asarray(model.sample(c, n=1, temperature=0.8, seed=3, bit_stable=True))[0]
     assert np.array_equal(first, ref[:1])         # sample k does not depend on n
 
 
@@ -273,3 +274,132 @@ def test_version_names_cinn_and_its_frameworks(capsys):
     line = capsys.readouterr().out
     assert line.startswith(f"cinn {version('cinn')} (Keras {version('keras')}, ")
     assert line.count("\n") == 1
+
+
+# -- answers before Keras: usage errors and file checks, -o made first ---------------------
+def test_usage_errors_answer_before_keras_is_imported(models, tmp_path):
+    """Each usage error or bad file is one ``cinn: error:`` line, given before Keras
+    or TensorFlow is imported (importing them takes seconds and most of a GB)."""
+    import json
+    import subprocess
+    import sys
+
+    img = write_image(tmp_path / "in.png", picture(12, 16))
+    mask = write_image(tmp_path / "mask.png", picture(5, 5))
+    (tmp_path / "taken").write_text("mine")
+    weights = str(models["inpainting"][1])
+    out = str(tmp_path / "out")
+    cases = [
+        (["colorize", str(tmp_path / "missing.png")], "no such file"),
+        (["colorize", str(img), "-n", "0"], "-n"),
+        (["colorize", str(img), "--temperature", "nan"], "temperature"),
+        (["colorize", str(img), "--saturation", "1", "1e300"], "--saturation"),
+        (["colorize", str(img), "--hue", "400"], "--hue"),
+        (["colorize", str(img), "--max-megapixels", "0.0001", "-o", out], "megapixels"),
+        (["superres", str(tmp_path), "-o", out], "is a folder"),
+        (["inpaint", str(img), "--box", "1,2"], "--box"),
+        (["inpaint", str(img), "--box", "20,2,3,3"], "starts outside"),
+        (["inpaint", str(img), "--mask", str(mask)], "same size"),
+        (["inpaint", str(img), "--box", "1,1,3,3", "-o", str(tmp_path / "taken")],
+         "not a folder"),
+        (["inpaint", str(img), "--box", "1,1,3,3", "-o", out, "--weights",
+          str(tmp_path / "none.keras")], "no such model file"),
+        (["train", "inpainting", "--data", str(tmp_path / "nowhere")], "no such folder"),
+        (["train", "inpainting", "--data", str(tmp_path), "--epochs", "0",
+          "--out", out], "--epochs"),
+        (["evaluate", "inpainting", "--data", str(tmp_path / "nowhere")], "no such folder"),
+        (["evaluate", "inpainting", "--data", str(tmp_path), "--weights",
+          str(tmp_path / "none.keras"), "-o", out], "no such model file"),
+        (["demo", "--port", "0"], "--port"),
+        (["demo", "--max-queue", "0"], "--max-queue"),
+    ]
+    script = (
+        "import json, sys\n"
+        "from cinn.cli import main\n"
+        "argv, heavy = json.loads(sys.argv[1]), ('keras', 'tensorflow', 'jax')\n"
+        "rc = main(argv)\n"
+        "print(json.dumps([rc, [m for m in heavy if m in sys.modules]]))\n")
+    for argv, word in cases:
+        run = subprocess.run([sys.executable, "-c", script, json.dumps(argv)],
+                             capture_output=True, text=True, timeout=120, cwd=tmp_path)
+        rc, imported = json.loads(run.stdout.strip().splitlines()[-1])
+        err = run.stderr.strip()
+        assert rc == 1 and err.startswith("cinn: error: ") and "\n" not in err, (argv, err)
+        assert word in err, (argv, err)
+        assert imported == [], (argv, imported)
+    assert (tmp_path / "taken").read_text() == "mine"
+
+
+def test_saturation_has_a_bound(models, tmp_path, capfd):
+    img = write_image(tmp_path / "in.png", picture(8, 8))
+    out = tmp_path / "out"
+    assert main(["colorize", str(img), "-n", "8", "--saturation", "1", "1e300", "-o", str(out),
+                 "--weights", str(models["colorization"][1])]) == 1
+    one_error(capfd, "--saturation", "<= 10")
+    assert not out.exists()
+    assert main(["colorize", str(img), "-n", "2", "--saturation", "1", "10", "-o", str(out),
+                 "--weights", str(models["colorization"][1])]) == 0
+    assert "Warning" not in capfd.readouterr().err
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self"), reason="needs Linux' /proc")
+def test_out_folder_is_made_and_written_to_before_any_work(models, tmp_path, capfd):
+    """Even root, whom a permission check lets through, learns at once that -o
+    cannot hold the results (a folder in /proc cannot be made), with the option
+    named; a folder that can be made is made, and no probe file is left in it."""
+    img = write_image(tmp_path / "in.png", picture(8, 8))
+    assert main(["colorize", str(img), "-o", "/proc/self/cinn-out",
+                 "--weights", str(models["colorization"][1])]) == 1
+    one_error(capfd, "-o /proc/self/cinn-out", "cannot")
+    out = tmp_path / "deep" / "new" / "out"
+    assert main(["colorize", str(img), "-n", "1", "-o", str(out),
+                 "--weights", str(models["colorization"][1])]) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["in_colorized.png"]
+
+
+def test_box_past_the_edge_is_cut_with_a_note(models, tmp_path, capfd):
+    img = write_image(tmp_path / "in.png", picture(12, 16))
+    out = tmp_path / "out"
+    assert main(["inpaint", str(img), "--box", "4,6,100,100", "-n", "1", "-o", str(out),
+                 "--weights", str(models["inpainting"][1])]) == 0
+    err = capfd.readouterr().err.strip().splitlines()
+    assert err == ["cinn: note: --box 4,6,100,100 runs past the edge of the 16x12 image: "
+                   "cut to 4,6,12,6"], err
+    assert main(["inpaint", str(img), "--box", "4,6,12,6", "-n", "1", "-o", str(out),
+                 "--weights", str(models["inpainting"][1])]) == 0
+    assert capfd.readouterr().err == ""                   # inside: no note
+
+
+def test_evaluate_colorization_on_greyscale_images_says_why(models, tmp_path, capfd):
+    folder = tmp_path / "grey"
+    folder.mkdir()
+    for k in range(3):
+        grey = picture(16, 16, k)[..., :1].repeat(3, axis=2)
+        write_image(folder / f"grey{k}.png", grey)
+    assert main(["evaluate", "colorization", "--data", str(folder), "-n", "2", "--weights",
+                 str(models["colorization"][1]), "-o", str(tmp_path / "out")]) == 1
+    one_error(capfd, "3 greyscale")
+
+
+def test_strip_fill_equals_one_pass():
+    """The inpainting app's learned fill (a U-Net with a global context) run in
+    strips of its input gives the one pass's prediction, whatever the height's
+    parity; what keeps ``cinn inpaint`` of a large hole in a large photo within
+    its memory (docs/reliability.md)."""
+    from cinn.apps.common.tiling import unet_radius
+    from cinn.apps.inpainting.infer import StripFill
+    from cinn.apps.inpainting.model import build_model
+    from helpers import randomize
+
+    net = build_model({"type": "regressor", "cond_widths": [4, 6]})  # a reach of 14 rows
+    randomize(net, scale=0.05)
+    assert unet_radius(net.cond_net) == 14
+    rng = np.random.default_rng(3)
+    for h, w in ((96, 20), (102, 18)):   # 48 and 51 rows for the U-Net: 3 strips
+        c = rng.uniform(-0.5, 0.5, (1, h, w, 4)).astype("float32")
+        c[..., 3] = rng.random((1, h, w)) < 0.4
+        full = np.asarray(net.predict_residual(c))
+        assert np.abs(full).max() > 0.01                         # something to compare
+        strips = StripFill(net, min_pixels=0, rows=16).predict_residual(c)
+        assert strips.shape == full.shape
+        assert np.abs(strips - full).max() <= 1e-5 * max(1.0, np.abs(full).max())

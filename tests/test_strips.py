@@ -19,7 +19,7 @@ def superres():
     """A small super-resolution flow (2 levels, injectors, a learned prior), randomised."""
     from cinn.apps.superres.model import build_model
 
-    model = build_model({"scale": 4, "levels": 2, "blocks": 2, "hidden": 8,
+    model = build_model({"scale": 4, "levels": 2, "blocks": 2, "subnet": {"hidden": 8},
                          "cond_channels": 4, "cond_hidden": 8, "cond_blocks": 1})
     model.initialize(np.zeros((1, 16, 16, 45), "float32"), np.zeros((1, 16, 16, 3), "float32"))
     randomize(model, scale=0.15, seed=3)

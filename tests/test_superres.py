@@ -7,7 +7,7 @@ from cinn.apps.superres.evaluate import block_edge_ratio
 from cinn.apps.superres.resize import downscale, imresize, resize_matrix, to_uint8, upscale
 from helpers import randomize
 
-TINY = {"scale": 4, "levels": 2, "blocks": 1, "hidden": 8, "subnet_depth": 1,
+TINY = {"scale": 4, "levels": 2, "blocks": 1, "subnet": {"hidden": 8, "depth": 1},
         "cond_channels": 4, "cond_hidden": 8, "cond_blocks": 1, "cond_growth": 4}
 
 

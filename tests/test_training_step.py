@@ -60,3 +60,39 @@ def test_crop_batches_are_made_ahead_by_worker_threads_in_order():
                         crop=16, batch_size=2, steps=3, seed=1, workers=1)
     for i in range(3):
         np.testing.assert_array_equal(ds[i][0][0], again[i][0][0])
+
+
+# -- fit on a new model: ActNorm from the first batch ---------------------------------
+def actnorm_values(model):
+    return [np.asarray(keras.ops.convert_to_numpy(v)) for a in model.actnorm_layers()
+            for v in (a.loc, a.log_scale)]
+
+
+def test_fit_initialises_actnorm_from_the_first_batch():
+    from cinn.training import ArrayDataset
+
+    x, c = toy_data(32)
+    keras.utils.set_random_seed(0)
+    model, twin = small_model(), small_model()
+    assert not model.is_initialized
+    twin.initialize(x[:16], c[:16])                      # what the first batch gives
+    model.compile(optimizer=keras.optimizers.Adam(0.0))  # weights stay where they start
+    model.fit(ArrayDataset(x, c, batch_size=16, shuffle=False), epochs=1, verbose=0)
+    assert model.is_initialized                          # not trained from the identity
+    for got, want in zip(actnorm_values(model), actnorm_values(twin)):
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+    assert np.abs(actnorm_values(model)[0]).max() > 1e-3
+
+
+def test_fit_on_a_generator_of_a_new_model_asks_for_initialize():
+    x, c = toy_data(32)
+    model = small_model()
+    model.compile(optimizer=keras.optimizers.Adam(1e-3))
+    batches = (((x[i:i + 16], c[i:i + 16]),) for i in (0, 16))
+    with pytest.raises(ValueError, match=r"model\.initialize\(x, c\)") as err:
+        model.fit(batches, epochs=1, steps_per_epoch=2, verbose=0)
+    assert "\n" not in str(err.value)
+    model.initialize(x[:16], c[:16])                     # then fit runs as Keras' does
+    model.fit((((x[i:i + 16], c[i:i + 16]),) for i in (0, 16)), epochs=1, steps_per_epoch=2,
+              verbose=0)
+    assert model.is_initialized

@@ -18,6 +18,10 @@ def add_command(subparsers):
                    "picture scikit-image ships (e.g. skimage:astronaut)")
     add_sampling_arguments(p, num_samples=8, temperature=DEFAULT_TEMPERATURE)
     add_colour_arguments(p)
+    p.add_argument("--local-temperature", type=float, metavar="T",
+                   help="a flow with global latents (colorization_global.keras): its "
+                   "other latents at temperature T, the global ones at --temperature "
+                   "(default: all at --temperature)")
     p.add_argument("--max-megapixels", type=float, default=MAX_MEGAPIXELS, metavar="MP",
                    help=f"largest image to colourise (default {MAX_MEGAPIXELS:g}; memory "
                    "grows with the image, not with -n)")
@@ -32,9 +36,13 @@ def run(args):
     from cinn.apps.common.outputs import (RowGrid, RunningStats, check_out_dir, check_pixels,
                                      distinct_names, write_std_map)
     from cinn.apps.common.pretrained import load_model
+    from cinn.errors import CinnError
 
     n, temperature, seed = check_sampling_arguments(args)
     saturation, hue = from_arguments(args)
+    local_temperature = args.local_temperature
+    if local_temperature is not None and not 0 <= local_temperature < float("inf"):
+        raise CinnError(f"--local-temperature must be a number >= 0, got {local_temperature}")
     out = check_out_dir(args.out)
     images = [read_image(path) for path in args.images]  # fail early
     for path, rgb in zip(args.images, images):
@@ -47,7 +55,7 @@ def run(args):
         grid.add(grey_of(rgb))
         stats = RunningStats(squares=True) if args.std_map else None
         samples = iter_colorize(model, rgb, n, temperature, seed, saturation=saturation,
-                                hue=hue)
+                                hue=hue, local_temperature=local_temperature)
         for k, sample in enumerate(samples):
             grid.add(sample)
             if stats:

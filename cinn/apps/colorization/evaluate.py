@@ -1,32 +1,44 @@
-"""``cinn evaluate colorization --data DIR``: the cINN against the grey baseline
-(ab = 0), the same flow trained without the condition, and the deterministic L2
-regressor on the same conditioning network (Ardizzone et al. 2019's baseline).
+"""``cinn evaluate colorization --data DIR``: the posterior report of the cINN against
+the grey baseline (ab = 0) and the deterministic L2 regressor on the same conditioning
+network (``saved_models/colorization/colorization_l2.keras``, Ardizzone et al. 2019's
+baseline).
 
-Per image (colour images of the folder, cropped to a multiple of the network's
-size, or centre crops of ``--size``): held-out bits/dim of ab (1 Lab unit bins,
-uniform dequantisation), best-of-N PSNR and SSIM in RGB, the mean PSNR and SSIM
-of single samples (the average over the N samples: what one draw gives), the mean
-per-pixel std of ab across the N samples (diversity, Lab units) and the
-Hasler-Suesstrunk colourfulness of the samples next to the ground truth's. The
-baselines are read from ``saved_models/colorization/`` (``colorization_uncond.keras``,
-``colorization_l2.keras``) when they exist; the regressor's one prediction counts as
-its best-of-N and single sample alike. Samples are drawn as ``cinn colorize`` draws
-them: the flow at ``--temperature``, then each sample's global colour draw
-(``--saturation``, ``--hue``; ``cinn.apps.colorization.global_colour``), the unconditional
-flow's too. Bits/dim are the flow's, ``p(ab | L)``, before any global draw.
+Per image (colour images of the folder, cropped to a multiple of the network's size,
+or centre crops of ``--size``), in RGB 0-255 over the whole image: the
+``PosteriorReport`` (``cinn.apps.common.posterior_report``) of the flow's ``-n``
+samples at the default temperature and at T = 1 (CRPS, range coverage, calibration
+error and coverage gap per pixel and channel; best-of-N, single-sample and mean PSNR
+and SSIM), the regressor and grey as deterministic rows (CRPS = MAE), every figure with
+its 95 % bootstrap interval over images; the calibration plots go to ``--out``;
+``--temperatures`` sweeps the flow and names the calibrated temperature. Beside: the
+flow's held-out bits/dim of ab (1 Lab unit bins, uniform dequantisation), the
+Hasler-Suesstrunk colourfulness of every row next to the ground truth's, and the
+diversity (per-pixel std of ab across the samples, Lab units).
+
+The flow's samples are its own: the global colour draws of ``cinn colorize``
+(``cinn.apps.colorization.global_colour``) are off unless ``--saturation``/``--hue``
+are given, and then the regressor gets them too (a "regressor + draws" row of ``-n``
+recolourings of its prediction), so that the draws' share of any figure shows.
 """
+from pathlib import Path
+
 import numpy as np
 from keras import ops
 
-from cinn.apps.colorization.defaults import DEFAULT_HUE, DEFAULT_SATURATION, DEFAULT_TEMPERATURE
 from cinn.apps.colorization.color import merge_lab, split_lab, to_uint8
 from cinn.apps.colorization.data import load_colour_images
-from cinn.apps.colorization.global_colour import from_arguments, is_identity
+from cinn.apps.colorization.defaults import DEFAULT_TEMPERATURE
+from cinn.apps.colorization.global_colour import (check_hue, check_saturation, global_draws,
+                                                  is_identity, recolour)
 from cinn.apps.colorization.infer import _compiled, sample_ab
 from cinn.apps.common.data import center_crops
+from cinn.apps.common.images import pad_to_multiple
+from cinn.apps.common.outputs import check_out_dir
+from cinn.apps.common.posterior_report import PosteriorReport, flow_key, flow_temperatures
 from cinn.apps.common.pretrained import default_weights, load_model
 from cinn.apps.common.progress import progress
 from cinn.apps.common.sampling_args import curve_temperatures
+from cinn.diagnostics import bootstrap_ci
 from cinn.errors import CinnError
 
 
@@ -66,106 +78,128 @@ def crop_to_multiple(img, m):
     return img[y:y + h, x:x + w]
 
 
-def score(model, rgb, n, temperature, seed, saturation=DEFAULT_SATURATION, hue=DEFAULT_HUE):
-    """Metrics of one model on one image (a dict); samples as ``infer.sample_ab``
-    draws them (``saturation``, ``hue``: their global colour draws)."""
-    c, x = (np.asarray(ops.convert_to_numpy(t), "float32") for t in split_lab(rgb))
-    ab = sample_ab(model, c, n, temperature, seed, compiled=True, saturation=saturation,
-                   hue=hue)
-    samples = to_uint8(merge_lab(np.broadcast_to(c, (n,) + c.shape), ab))
-    psnrs, ssims = [psnr(s, rgb) for s in samples], [ssim(s, rgb) for s in samples]
-    return {
-        "bpd": bits_per_dim(model, x[None], c[None], seed),
-        "psnr": max(psnrs), "ssim": max(ssims),
-        "diversity": float(np.mean(np.std(ab * 100.0, axis=0))) if n > 1 else 0.0,
-        "colourfulness": float(np.mean([colourfulness(s) for s in samples])),
-        "psnr_single": float(np.mean(psnrs)), "ssim_single": float(np.mean(ssims)),
-    }
+def quality(a, b):
+    """PSNR and SSIM (RGB, 8-bit) of a colouring ``a`` against the truth ``b``."""
+    return psnr(a, b), ssim(a, b)
 
 
-def score_regressor(model, rgb):
-    """Metrics of the deterministic L2 regressor on one image (a dict)."""
-    c, _ = split_lab(rgb)
-    c = np.asarray(ops.convert_to_numpy(c), "float32")
+def condition(rgb):
+    """Scaled L (H, W, 1) and ab (H, W, 2) of a uint8 RGB image, float32 NumPy."""
+    return tuple(np.asarray(ops.convert_to_numpy(t), "float32") for t in split_lab(rgb))
+
+
+def with_draws(ab, seed, saturation, hue):
+    """``ab`` (n, H, W, 2) with sample ``i`` scaled and rotated by draw ``i`` of
+    ``global_colour.global_draws(n, seed, saturation, hue)`` (no draws: unchanged)."""
+    if is_identity(saturation, hue):
+        return ab
+    scale, degrees = global_draws(len(ab), seed, saturation, hue)
+    return np.asarray(ops.convert_to_numpy(recolour(ab, scale, degrees)), "float32")
+
+
+def colourings(c, ab):
+    """uint8 RGB images (n, H, W, 3) of L ``c`` (H, W, 1) and ab ``ab`` (n, H, W, 2)."""
+    return to_uint8(merge_lab(np.broadcast_to(c, (len(ab),) + c.shape), ab))
+
+
+def regressor_ab(model, c):
+    """The L2 regressor's one ab prediction (1, H, W, 2) for L ``c`` (H, W, 1)."""
+    padded, (h, w) = pad_to_multiple(c, model.multiple)
     predict = _compiled(model, "predict_ab") or model.predict_ab
-    ab = np.asarray(ops.convert_to_numpy(predict(c[None])), "float32")[0]
-    pred = to_uint8(merge_lab(c, ab))
-    p, q = psnr(pred, rgb), ssim(pred, rgb)
-    return {"bpd": float("nan"), "psnr": p, "ssim": q, "diversity": 0.0,
-            "colourfulness": colourfulness(pred), "psnr_single": p, "ssim_single": q}
+    return np.asarray(ops.convert_to_numpy(predict(padded[None])), "float32")[:, :h, :w]
 
 
-def score_grey(rgb):
-    c, _ = split_lab(rgb)
-    c = np.asarray(ops.convert_to_numpy(c), "float32")
-    grey = to_uint8(merge_lab(c, np.zeros(c.shape[:-1] + (2,), "float32")))
-    p, q = psnr(grey, rgb), ssim(grey, rgb)
-    return {"bpd": float("nan"), "psnr": p, "ssim": q, "diversity": 0.0,
-            "colourfulness": colourfulness(grey), "psnr_single": p, "ssim_single": q}
+NAMES = {"l2": "L2 regressor (same conditioning net)",
+         "l2_draws": "L2 regressor + global colour draws", "grey": "grey (ab = 0)"}
+BASELINES = tuple(NAMES)
 
 
-NAMES = {"cinn": "cINN (L -> ab)", "uncond": "same flow, no condition",
-         "l2": "L2 regressor (same conditioning net)", "grey": "grey (ab = 0)"}
+def evaluate_images(model, images, n=8, temperature=DEFAULT_TEMPERATURE, seed=0,
+                    regressor=None, sweep=(), saturation=None, hue=0.0,
+                    show_progress=False):
+    """``(report, extras)`` over uint8 RGB images: the ``PosteriorReport`` (rows: the
+    flow at ``temperature``, at T = 1 and at each temperature of ``sweep``, ``n``
+    samples each; the regressor (one prediction; with global colour draws also
+    ``n`` drawn recolourings of it); grey) in RGB 0-255 over the whole image, and
+    ``extras``: per row key the mean colourfulness of its colourings and diversity
+    (per-pixel std of ab across the samples, Lab units), ``gt_colourfulness`` and
+    ``bpd`` (the flow's held-out bits/dim per image, before any global draw). The
+    global colour draws (``saturation``, ``hue``; off by default) apply to the flow's
+    samples and the regressor's draws row alike. Image ``i`` uses seed ``seed + i``."""
+    report = PosteriorReport(quality, seed=seed)
+    draws = not is_identity(saturation, hue)
+    colour, spread, bpd, gt = {}, {}, [], []
 
+    def add(key, name, c, ab, rgb):
+        samples = colourings(c, ab)
+        report.add(key, name, samples, rgb)
+        colour.setdefault(key, []).append(
+            float(np.mean([colourfulness(x) for x in samples])))
+        spread.setdefault(key, []).append(
+            float(np.mean(np.std(ab * 100.0, axis=0))) if len(ab) > 1 else 0.0)
 
-def evaluate_images(model, images, n=8, temperature=DEFAULT_TEMPERATURE, seed=0, uncond=None,
-                    regressor=None, show_progress=False, saturation=DEFAULT_SATURATION,
-                    hue=DEFAULT_HUE):
-    """Per-method lists of per-image metric dicts (keys of ``NAMES``; a baseline
-    whose model is ``None`` is left out). The unconditional flow's samples get the
-    same global colour draws as the cINN's."""
-    rows = {"cinn": [], "uncond": [], "l2": [], "grey": []}
-    for rgb in progress(images, f"images, T = {temperature:g}") if show_progress else images:
-        rows["cinn"].append(score(model, rgb, n, temperature, seed, saturation, hue))
-        if uncond is not None:
-            rows["uncond"].append(score(uncond, rgb, n, temperature, seed, saturation, hue))
+    for i, rgb in enumerate(progress(images, "images") if show_progress else images):
+        c, x = condition(rgb)
+        gt.append(colourfulness(rgb))
+        bpd.append(bits_per_dim(model, x[None], c[None], seed + i))
+        for t in flow_temperatures(temperature, sweep):
+            ab = sample_ab(model, c, n, t, seed + i, compiled=True, saturation=saturation,
+                           hue=hue)
+            add(flow_key(t), f"cINN, N = {n}, T = {t:g}" + (" + draws" if draws else ""),
+                c, ab, rgb)
         if regressor is not None:
-            rows["l2"].append(score_regressor(regressor, rgb))
-        rows["grey"].append(score_grey(rgb))
-    return {k: v for k, v in rows.items() if v}
+            ab = regressor_ab(regressor, c)
+            add("l2", NAMES["l2"], c, ab, rgb)
+            if draws:
+                add("l2_draws", f"{NAMES['l2_draws']}, N = {n}", c,
+                    with_draws(np.repeat(ab, n, axis=0), seed + i, saturation, hue), rgb)
+        add("grey", NAMES["grey"], c, np.zeros_like(x)[None], rgb)
+    extras = {"colourfulness": {k: float(np.mean(v)) for k, v in colour.items()},
+              "diversity": {k: float(np.mean(v)) for k, v in spread.items()},
+              "gt_colourfulness": float(np.mean(gt)),
+              "bpd": bootstrap_ci(np.asarray(bpd), seed=seed)}
+    return report, extras
 
 
-def mean_metrics(rows):
-    """Every metric of ``rows`` (per-image dicts of one method) averaged over the images."""
-    return {k: float(np.mean([r[k] for r in rows])) for k in rows[0]}
-
-
-def format_table(rows, gt_colour, missing=()):
-    """The Markdown table of ``evaluate_images``'s rows; ``missing``: (name, path) of
-    baselines without weights (a row saying so)."""
-    lines = ["| method | bits/dim (ab) | best-of-N PSNR | best-of-N SSIM | diversity (ab std) "
-             f"| colourfulness (GT {gt_colour:.1f}) | single-sample PSNR | single-sample SSIM |",
-             "|" + " --- |" * 8]
-    missing = dict(missing)
-    for key, name in NAMES.items():
-        if key in missing:
-            lines.append(f"| {name} | (no weights at {missing[key]}) | | | | | | |")
-            continue
-        if key not in rows:
-            continue
-        m = mean_metrics(rows[key])
-        bpd = "—" if np.isnan(m["bpd"]) else f"{m['bpd']:.3f}"
-        lines.append(f"| {name} | {bpd} | {m['psnr']:.2f} dB | {m['ssim']:.4f} | "
-                     f"{m['diversity']:.2f} | {m['colourfulness']:.1f} | "
-                     f"{m['psnr_single']:.2f} dB | {m['ssim_single']:.4f} |")
+def format_colour(report, extras, keys):
+    """Colourfulness (and % of the ground truth's) and diversity of the rows ``keys``."""
+    gt = extras["gt_colourfulness"]
+    lines = [f"| method | colourfulness (ground truth {gt:.1f}) | diversity (ab std) |",
+             "| --- | --- | --- |"]
+    for k in keys:
+        if k in report.methods:
+            c = extras["colourfulness"][k]
+            lines.append(f"| {report.methods[k].name} | {c:.1f} ({100 * c / gt:.0f} %) | "
+                         f"{extras['diversity'][k]:.2f} |")
     return "\n".join(lines)
 
 
+def colour_draws(args):
+    """``(saturation, hue)`` of evaluate's ``--saturation``/``--hue``: off (``(None,
+    0.0)``) unless given; one given alone leaves the other off."""
+    saturation = getattr(args, "saturation", None)
+    hue = getattr(args, "hue", None)
+    try:
+        return (check_saturation(None if saturation is None else tuple(saturation),
+                                 "--saturation"),
+                check_hue(0.0 if hue is None else hue, "--hue"))
+    except ValueError as err:
+        raise CinnError(str(err)) from None
+
+
 def run(args):
+    """``cinn evaluate colorization``: prints the posterior report (Markdown), writes
+    the calibration plots to ``--out``."""
     n = int(args.num_samples)
     if n < 1:
         raise CinnError(f"-n must be at least 1, got {n}")
     temperature = DEFAULT_TEMPERATURE if args.temperature is None else float(args.temperature)
-    temperatures = curve_temperatures(args)
-    saturation, hue = from_arguments(args)
+    sweep = curve_temperatures(args)
+    saturation, hue = colour_draws(args)
+    out = check_out_dir(getattr(args, "out", None) or "out")
     model = load_model("colorization", args.weights)
-    baselines, missing = {}, []
-    for key in ("uncond", "l2"):
-        path = default_weights("colorization", key)
-        if path.exists():
-            baselines[key] = load_model("colorization", path)
-        else:
-            missing.append((key, path))
+    path = default_weights("colorization", "l2")
+    regressor = load_model("colorization", path) if path.exists() else None
     images = load_colour_images(args.data, limit=args.limit)
     if args.size:
         images = list(center_crops(images, int(args.size)))
@@ -174,22 +208,23 @@ def run(args):
     if not images:
         raise CinnError(f"{args.data}: no colour image of at least {model.multiple}x"
                         f"{model.multiple} pixels")
-    rows = evaluate_images(model, images, n, temperature, args.seed,
-                           uncond=baselines.get("uncond"), regressor=baselines.get("l2"),
-                           show_progress=True, saturation=saturation, hue=hue)
-    gt_colour = float(np.mean([colourfulness(rgb) for rgb in images]))
+    report, extras = evaluate_images(model, images, n, temperature, args.seed, regressor,
+                                     sweep, saturation, hue, show_progress=True)
     size = f"{args.size}x{args.size} centre crops" if args.size else "full images"
     print(f"colorization on {args.data}: {len(images)} colour images ({size}), "
-          f"N = {n} samples at temperature {temperature:g}, seed {args.seed}, "
-          f"{_colour_words(saturation, hue)}")
-    print(f"ground-truth colourfulness: {gt_colour:.1f}")
-    print(format_table(rows, gt_colour, missing))
-    if temperatures:
-        curve = [(t, evaluate_images(model, images, n, t, args.seed, show_progress=True,
-                                     saturation=saturation, hue=hue)["cinn"])
-                 for t in temperatures]
-        print(f"\n# the cINN at each temperature (N = {n}, seed {args.seed})")
-        print(format_curve(curve, gt_colour))
+          f"N = {n} samples at temperature {temperature:g} and 1, seed {args.seed} (+ image "
+          f"index), {_colour_words(saturation, hue)}; CRPS and coverage per pixel and "
+          "channel (RGB, 0-255 grey levels), PSNR/SSIM (RGB); mean over images [95 % "
+          "bootstrap interval over images]")
+    if regressor is None:
+        print(f"(no L2 regressor at {path}: its rows are left out)")
+    b = extras["bpd"]
+    print(f"held-out bits/dim of ab (the flow, before any draw): {b[0]:.3f} "
+          f"[{b[1]:.3f}, {b[2]:.3f}]\n")
+    report.print("colorization", temperature, sweep, out, Path(args.data).name, BASELINES)
+    temps = [temperature] + ([1.0] if temperature != 1.0 else [])
+    print()
+    print(format_colour(report, extras, [flow_key(t) for t in temps] + list(BASELINES)))
     return 0
 
 
@@ -198,18 +233,3 @@ def _colour_words(saturation, hue):
         return "no global colour draws"
     lo, hi = saturation or (1.0, 1.0)
     return f"global colour draws: saturation {lo:g}-{hi:g}, hue +-{hue or 0:g} degrees"
-
-
-def format_curve(curve, gt_colour):
-    """The Markdown table of the cINN's rows at several temperatures: ``curve`` is
-    ``[(T, per-image metric dicts), ...]``; colourfulness also as % of the ground truth's."""
-    lines = ["| T | best-of-N PSNR | best-of-N SSIM | diversity (ab std) | colourfulness "
-             f"(% of GT {gt_colour:.1f}) | single-sample PSNR | single-sample SSIM |",
-             "|" + " --- |" * 7]
-    for t, rows in curve:
-        m = mean_metrics(rows)
-        lines.append(f"| {float(t):g} | {m['psnr']:.2f} dB | {m['ssim']:.4f} | "
-                     f"{m['diversity']:.2f} | {m['colourfulness']:.1f} "
-                     f"({100 * m['colourfulness'] / gt_colour:.0f}%) | "
-                     f"{m['psnr_single']:.2f} dB | {m['ssim_single']:.4f} |")
-    return "\n".join(lines)

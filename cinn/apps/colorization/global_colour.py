@@ -27,16 +27,22 @@ _BASES = ((2, 14), (3, 9))
 _OFFSETS = (0.6180339887498949, 0.4142135623730951)
 
 
+#: the largest saturation factor: ab scaled 10 times already pushes every colour to the
+#: edge of the RGB gamut (larger ones overflow in the log-uniform draw)
+MAX_SATURATION = 10.0
+
+
 def check_saturation(saturation, name="saturation"):
-    """``None`` or ``(lo, hi)`` with ``0 < lo <= hi``, as floats."""
+    """``None`` or ``(lo, hi)`` with ``0 < lo <= hi <= MAX_SATURATION``, as floats."""
     if saturation is None:
         return None
     try:
         lo, hi = (float(v) for v in saturation)
     except (TypeError, ValueError):
         lo = hi = float("nan")
-    if not 0 < lo <= hi < float("inf"):
-        raise ValueError(f"{name} must be two numbers 0 < lo <= hi, got {saturation!r}")
+    if not 0 < lo <= hi <= MAX_SATURATION:
+        raise ValueError(f"{name} must be two numbers 0 < lo <= hi <= {MAX_SATURATION:g}, "
+                         f"got {saturation!r}")
     return lo, hi
 
 

@@ -6,6 +6,7 @@ from cinn.apps.colorization.defaults import DEFAULT_HUE, DEFAULT_SATURATION, DEF
 from cinn.apps.colorization.color import merge_lab, split_lab, to_uint8
 from cinn.apps.colorization.global_colour import (check_hue, check_saturation, global_draws,
                                              is_identity, recolour)
+from cinn.apps.colorization.guided import guided_upsample, shrink_l
 from cinn.apps.common.images import pad_to_multiple
 from cinn.apps.common.tiling import decode_strips, strip_features
 from cinn.errors import CinnError
@@ -41,12 +42,37 @@ def grey_of(rgb):
                    cond)
 
 
+def working_size(model):
+    """The fixed side a flow works at (a flow with a global section: ``model.size``
+    of its config), ``None`` for flows of any size."""
+    shape = tuple(getattr(model, "x_shape", (None,)))
+    return int(shape[0]) if len(shape) == 3 and shape[0] is not None else None
+
+
+def latent_scale(model, xs, temperature, local_temperature=None):
+    """Per-latent temperatures (dims,) float32 of a sample of shape ``xs``: the global
+    section's latents (a flow with one) at ``temperature``, the others at
+    ``local_temperature`` (``None``: ``temperature`` too)."""
+    parts = model.latent_shapes(xs)
+    dims = [int(np.prod(p)) for p in parts]
+    scale = np.full(sum(dims), temperature if local_temperature is None else
+                    local_temperature, np.float32)
+    if getattr(model, "global_section", None) is not None:
+        scale[sum(dims) - dims[-1]:] = temperature
+    return scale
+
+
 def sample_ab(model, cond, n=8, temperature=DEFAULT_TEMPERATURE, seed=0, batch_size=None,
-              compiled=False, saturation=DEFAULT_SATURATION, hue=DEFAULT_HUE):
+              compiled=False, saturation=DEFAULT_SATURATION, hue=DEFAULT_HUE,
+              local_temperature=None):
     """Scaled ab samples (n, H, W, 2) for a scaled L (H, W, 1) of any size:
-    padded (reflect) to the network's multiple, sampled, cropped back; sample ``i``
+    padded (reflect) to the network's multiple, sampled, cropped back (a flow of a
+    fixed working size: L shrunk to it, sampled, and each sample's ab brought back to
+    H x W by ``guided.guided_upsample`` with the full-resolution L); sample ``i``
     scaled and rotated by draw ``i`` of ``global_colour.global_draws(n, seed,
     saturation, hue)`` (``saturation=None, hue=0``: the flow's samples as they are).
+    ``local_temperature``: the latents outside the flow's global section at this
+    temperature instead (``latent_scale``).
 
     ``compiled=True`` runs the inverse pass as one compiled program (jit on JAX,
     ``tf.function`` on TensorFlow; the same z as ``model.sample``): worth it when
@@ -56,22 +82,43 @@ def sample_ab(model, cond, n=8, temperature=DEFAULT_TEMPERATURE, seed=0, batch_s
     decode = _compiled(model, "decode") if compiled else None
     if decode is None:
         return np.concatenate(list(iter_ab(model, cond, n, temperature, seed, batch_size,
-                                           saturation, hue)))
-    padded, (h, w) = pad_to_multiple(cond, model.multiple)
-    z = draw_latents(n, padded.size * 2, seed) * np.float32(temperature)
+                                           saturation, hue, local_temperature)))
+    size = working_size(model)
+    small = cond if size is None else shrink_l(cond, size)
+    padded, (h, w) = pad_to_multiple(small, model.multiple)
+    z = draw_latents(n, padded.size * 2, seed) * latent_scale(
+        model, padded.shape[:2] + (2,), temperature, local_temperature)
     ab = decode(z, np.repeat(padded[None], n, axis=0))
     ab = np.asarray(ops.convert_to_numpy(ab), "float32")[:, :h, :w]
+    if size is not None:
+        ab = np.stack([guided_upsample(one, cond) for one in ab])
     return _recolour(ab, _draws(n, seed, saturation, hue))
 
 
 def iter_ab(model, cond, n=8, temperature=DEFAULT_TEMPERATURE, seed=0, batch_size=None,
-            saturation=DEFAULT_SATURATION, hue=DEFAULT_HUE):
+            saturation=DEFAULT_SATURATION, hue=DEFAULT_HUE, local_temperature=None):
     """``sample_ab`` a chunk at a time: scaled ab arrays (m, H, W, 2), in order."""
     n, temperature, seed = check_sampling(n, temperature, seed)
     draws = _draws(n, seed, saturation, hue)
+    size = working_size(model)
+    if size is not None:  # a fixed working size: a small flow, then guided upsampling
+        z = None
+        if local_temperature is not None:   # the same latents, scaled per part
+            z = draw_latents(n, size * size * 2, seed) * latent_scale(
+                model, (size, size, 2), temperature, local_temperature)
+        for ab in model.sample_chunks(shrink_l(cond, size)[None], n=n,
+                                      temperature=1.0 if z is not None else temperature,
+                                      seed=seed, z=z, batch_size=batch_size,
+                                      bit_stable=True):
+            ab = np.asarray(ops.convert_to_numpy(ab), "float32")
+            ab = np.stack([guided_upsample(one, cond) for one in ab])
+            yield _recolour(ab, draws)
+            draws = None if draws is None else [d[len(ab):] for d in draws]
+        return
     padded, (h, w) = pad_to_multiple(cond, model.multiple)
+    # bit_stable: the apps' promise, sample k the same bytes whatever N and the chunks
     for ab in model.sample_chunks(padded[None], n=n, temperature=temperature, seed=seed,
-                                  batch_size=batch_size,
+                                  batch_size=batch_size, bit_stable=True,
                                   features=strip_features(model, padded[None]),
                                   strips=decode_strips(model, padded[None])):
         ab = np.asarray(ops.convert_to_numpy(ab), "float32")[:, :h, :w]
@@ -112,26 +159,32 @@ def _compiled(model, method):
 
 
 def colorize(model, image, n=8, temperature=DEFAULT_TEMPERATURE, seed=0, batch_size=None,
-             saturation=DEFAULT_SATURATION, hue=DEFAULT_HUE):
+             saturation=DEFAULT_SATURATION, hue=DEFAULT_HUE, local_temperature=None):
     """``n`` colourings of ``image`` (uint8, grey or colour; its colour is ignored).
 
     Returns uint8 RGB samples, shape (n, H, W, 3), at the input's size; their L
     channel is the input's. The same ``seed`` and weights give the same bytes.
     ``saturation``, ``hue``: the range of each sample's global colour draw
     (``sample_ab``; ``saturation=None, hue=0`` for the flow's samples alone).
+    ``local_temperature``: a flow with a global section samples its other latents at
+    this temperature (``latent_scale``; ``None``: ``temperature``).
     """
     return np.stack(list(iter_colorize(model, image, n, temperature, seed, batch_size,
-                                       saturation, hue)))
+                                       saturation, hue, local_temperature)))
 
 
 def iter_colorize(model, image, n=8, temperature=DEFAULT_TEMPERATURE, seed=0,
-                  batch_size=None, saturation=DEFAULT_SATURATION, hue=DEFAULT_HUE):
+                  batch_size=None, saturation=DEFAULT_SATURATION, hue=DEFAULT_HUE,
+                  local_temperature=None):
     """The samples of ``colorize`` one at a time (uint8 (H, W, 3)), as they are
     drawn: memory for one chunk of samples, not ``n``."""
     n, temperature, seed = check_sampling(n, temperature, seed)
     saturation, hue = check_saturation(saturation), check_hue(hue)   # before any work
     cond = l_of(as_rgb(image))
-    for ab in iter_ab(model, cond, n, temperature, seed, batch_size, saturation, hue):
+    if local_temperature is not None:
+        local_temperature = check_sampling(1, local_temperature, None)[1]
+    for ab in iter_ab(model, cond, n, temperature, seed, batch_size, saturation, hue,
+                      local_temperature):
         for one in ab:
             yield by_rows(lambda c, x: to_uint8(merge_lab(c, x)), cond, one)
 

@@ -11,6 +11,7 @@ from keras import ops
 
 from cinn.apps.colorization.color import AB_SCALE
 from cinn import ConditionalINN
+from cinn.apps.colorization.global_net import GlobalConditionNet
 from cinn.apps.colorization.regressor import ColorizationRegressor, MeanHead
 from cinn.apps.common.condnet import build_cond_net
 from cinn.conditioning import space_to_depth
@@ -42,6 +43,19 @@ DEFAULTS = {
                               # starts from (same cond_net options)
     "clamp": 2.0,
     "seed": 0,
+    # the global section (docs/colorization.md, "Global colour"): the flow works at a
+    # fixed size x size (``infer`` resizes L to it and upsamples ab guided by the
+    # full-resolution L); after the last level its kept latents are flattened and go
+    # through global_blocks fully connected couplings conditioned on a global vector of L
+    "size": None,             # working resolution (side in pixels); needed by global_blocks
+    "global_blocks": 0,       # fully connected flow steps at the end (0: none)
+    "global_hidden": 512,     # width of their dense subnets
+    "global_depth": 2,        # hidden layers of their dense subnets
+    "global_features": 256,   # global feature vector of L (strided convs to 4x4, dense)
+    "global_widths": [32, 64, 128],  # its strided convolutions (one per halving)
+    "levels_init": None,      # a colorization flow .keras file whose level and
+                              # conditioning-net layers of the same name and shape the
+                              # new model starts from (warm start of the local part)
 }
 
 
@@ -55,6 +69,18 @@ class ColorizationINN(ConditionalINN):
         self.use_condition = bool(use_condition)
         self.cond_squeeze = bool(cond_squeeze)
         super().__init__(*args, **kwargs)
+
+    def encode(self, x, c=None, training=False):
+        """``ConditionalINN.encode``; a flow of a fixed working size (a global section)
+        shrinks ``x`` and ``c`` of another size to it first (bilinear, antialiased):
+        the density it gives a photo is that of its ab at the working size."""
+        size = self.x_shape[:2]
+        # static shapes may be unknown (a traced function): resize unless known equal
+        if c is not None and None not in size and tuple(x.shape[1:3]) != size:
+            x, c = (ops.image.resize(ops.convert_to_tensor(t, self.compute_dtype), size,
+                                     interpolation="bilinear", antialias=True)
+                    for t in (x, c))
+        return super().encode(x, c, training=training)
 
     def condition_features(self, c):
         if c is not None and not self.use_condition:
@@ -81,12 +107,27 @@ def build_model(cfg=None):
         raise ValueError(f"unknown colorization model option(s) {sorted(unknown)}; "
                          f"known: {sorted(DEFAULTS)}")
     n = int(cfg["levels"])
+    glob = int(cfg["global_blocks"])
     subnet = {"type": "conv", **dict(cfg["subnet"])}
+    # with a global section the last level splits too: its kept half is the global part
     levels = [{"downsample": "haar", "blocks": int(cfg["blocks"]), "subnet": subnet,
-               "split": cfg["split"] if i < n - 1 else None} for i in range(n)]
+               "split": cfg["split"] if i < n - 1 or glob else None} for i in range(n)]
     squeeze = bool(cfg["cond_squeeze"])
     scales = [-(i + 1) + int(squeeze) for i in range(n)]
     cond_net = build_cond_net(cfg, scales)
+    size = None if cfg["size"] is None else int(cfg["size"])
+    if size is not None and (size <= 0 or size % 2 ** n):
+        raise ValueError(f"model.size must be a positive multiple of {2 ** n}, got {size}")
+    global_section = None
+    if glob:
+        if size is None or cfg["type"] != "flow":
+            raise ValueError("model.global_blocks needs a flow with a working size "
+                             "(model.size)")
+        cond_net = GlobalConditionNet(cond_net, features=int(cfg["global_features"]),
+                                      widths=cfg["global_widths"], name="global_cond_net")
+        global_section = {"blocks": glob,
+                          "subnet": {"type": "dense", "hidden": int(cfg["global_hidden"]),
+                                     "depth": int(cfg["global_depth"])}}
     if cfg["type"] == "regressor":
         if not squeeze:
             raise ValueError("the colorization regressor needs cond_squeeze: true")
@@ -103,13 +144,50 @@ def build_model(cfg=None):
     elif cfg["mean_init"]:
         raise ValueError("model.mean_init needs mean_head: true")
     model = ColorizationINN(
-        x_shape=(None, None, 2), cond_shape=(None, None, 1), levels=levels, cond_net=cond_net,
+        x_shape=(size, size, 2), cond_shape=(size, size, 1), levels=levels, cond_net=cond_net,
         clamp=float(cfg["clamp"]), bin_width=1.0 / AB_SCALE, seed=int(cfg["seed"]),
         use_condition=bool(cfg["conditional"]), cond_squeeze=squeeze, mean_net=mean_net,
-        name="colorization_cinn")
+        global_section=global_section, name="colorization_cinn")
     if cfg["mean_init"]:
         init_from_regressor(model, cfg["mean_init"])
+    if cfg["levels_init"]:
+        init_levels(model, cfg["levels_init"])
     return model
+
+
+def _named_layers(layer):
+    return {sub.name: sub for sub in layer._flatten_layers(include_self=False)}
+
+
+def init_levels(model, path):
+    """Copy, from the colorization flow in ``path``, the weights of every flow-level
+    layer and conditioning-net layer whose name and weight shapes match ``model``'s
+    (the local part of a flow with a global section starts from a trained flow of
+    the same levels); returns how many layers were copied."""
+    from cinn.apps.common.pretrained import load_model  # one-line errors for bad files
+
+    source = load_model("colorization", path)
+    if not isinstance(source, ColorizationINN):
+        raise ValueError(f"{path}: model.levels_init must be a colorization flow, "
+                         f"got {type(source).__name__}")
+    copied = 0
+    mine = {layer.name: layer for layers in model.flow_layers for layer in layers}
+    pairs = [(mine.get(layer.name), layer) for layers in source.flow_layers for layer in layers]
+    net = model.cond_net.local if isinstance(model.cond_net, GlobalConditionNet) else model.cond_net
+    if net is not None and source.cond_net is not None:
+        theirs, ours = _named_layers(source.cond_net), _named_layers(net)
+        pairs += [(ours.get(name), layer) for name, layer in theirs.items()
+                  if not layer._flatten_layers(include_self=False, recursive=False)]
+    for dst, src in pairs:
+        if dst is None or not src.weights:
+            continue
+        a, b = dst.get_weights(), src.get_weights()
+        if len(a) == len(b) and all(x.shape == y.shape for x, y in zip(a, b)):
+            dst.set_weights(b)
+            copied += 1
+    if not copied:
+        raise ValueError(f"{path}: no layer of model.levels_init matches this model")
+    return copied
 
 
 def init_from_regressor(model, path):

@@ -1,5 +1,5 @@
 """The colorization task for ``cinn train`` (evaluation: ``cinn.apps.colorization.evaluate``)."""
-from cinn.apps.colorization.data import make_datasets  # noqa: F401
+from cinn.apps.colorization.data import DATA_DEFAULTS, make_datasets  # noqa: F401
 from cinn.apps.colorization.model import build_model  # noqa: F401
 
 

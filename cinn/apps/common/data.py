@@ -3,28 +3,68 @@
 Plain NumPy and OpenCV, so it feeds ``model.fit`` on TensorFlow and on JAX
 (no TensorFlow needed).
 """
-import numpy as np
+import sys
+
 import keras
+import numpy as np
 
 from cinn.apps.common.images import list_images, read_image
 from cinn.errors import CinnError
 
+#: unreadable files of a folder named one by one in warnings (then counted)
+MAX_WARNINGS = 10
+#: the ``data`` section every app's config has: its keys (an app's task adds its own
+#: ``DATA_DEFAULTS``; ``cinn.apps.common.config`` allows these and no others) and the
+#: defaults of the apps that keep these
+DATA_DEFAULTS = {
+    "crop": 64,              # side of the square training crops in pixels
+    "batch_size": 16,
+    "steps_per_epoch": 100,
+    "val_images": 16,        # held out for validation (at most a fifth of the images)
+}
 
-def load_folder(folder, min_size=2, keep=None, limit=None):
-    """All readable images of a folder as uint8 RGB arrays. Unreadable files are
-    skipped; ``keep(rgb) -> bool`` filters (e.g. colour images only)."""
-    images = []
-    for path in list_images(folder):
+
+def load_folder(folder, min_size=2, keep=None, limit=None, left_out="left out"):
+    """All readable images of a folder, or of a list of folders (in order), as uint8
+    RGB arrays. An unreadable or too small file is skipped with a warning naming it
+    (stderr; the first ``MAX_WARNINGS`` of a folder, then their count);
+    ``keep(rgb) -> bool`` filters (e.g. colour images only), the images it refuses
+    being ``left_out`` (e.g. "greyscale"); ``limit``: at most that many in all. A
+    folder with no usable image is a ``CinnError`` that counts why."""
+    folders = list(folder) if isinstance(folder, (list, tuple)) else [folder]
+    if len(folders) != 1:
+        images = []
+        for one in folders:
+            images += load_folder(one, min_size, keep,
+                                  None if not limit else limit - len(images), left_out)
+            if limit and len(images) >= limit:
+                break
+        return images
+    folder = folders[0]
+    images, skipped, refused = [], 0, 0
+    paths = list_images(folder)
+    for path in paths:
         try:
             img = read_image(path, min_size=min_size)
-        except CinnError:
+        except CinnError as err:
+            skipped += 1
+            if skipped <= MAX_WARNINGS:
+                print(f"cinn: warning: skipped {err}", file=sys.stderr, flush=True)
             continue
         if keep is None or keep(img):
             images.append(img)
+        else:
+            refused += 1
         if limit and len(images) >= limit:
             break
+    if skipped > MAX_WARNINGS:
+        print(f"cinn: warning: skipped {skipped - MAX_WARNINGS} more unreadable or too small "
+              f"files in {folder}", file=sys.stderr, flush=True)
     if not images:
-        raise CinnError(f"{folder}: no usable images")
+        why = [f"{n} {what}" for n, what in ((skipped, "unreadable or too small"),
+                                            (refused, left_out)) if n]
+        raise CinnError(f"{folder}: no usable images (of {len(paths)} image files: "
+                        f"{', '.join(why)})")
     return images
 
 

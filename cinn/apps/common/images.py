@@ -2,6 +2,7 @@
 import io
 import os
 import sys
+import warnings
 from pathlib import Path
 
 import cv2
@@ -48,13 +49,17 @@ _ORIENT = {2: lambda a: a[:, ::-1], 3: lambda a: a[::-1, ::-1], 4: lambda a: a[:
 
 def _quiet_decode(data):
     """``cv2.imdecode`` (unchanged: bit depth and alpha kept, first frame of an
-    animation) with OpenCV's and libpng's messages kept off stderr."""
+    animation) with OpenCV's and libpng's messages kept off stderr; ``None`` for
+    what OpenCV cannot decode, also where it raises (a header whose size is beyond
+    its limits: found by ``tests/test_fuzz_readers.py``)."""
     cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)  # "[ WARN ...]"
     sys.stderr.flush()
     saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
     try:
         os.dup2(devnull, 2)            # libpng/libjpeg print straight to fd 2
         return cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
+    except cv2.error:
+        return None
     finally:
         os.dup2(saved, 2)
         os.close(saved)
@@ -66,8 +71,11 @@ def exif_orientation(data):
     try:
         from PIL import Image
 
-        with Image.open(io.BytesIO(data.tobytes() if hasattr(data, "tobytes") else data)) as im:
-            value = int(im.getexif().get(0x0112, 1))
+        with warnings.catch_warnings():   # "Corrupt EXIF data", DecompressionBomb...:
+            warnings.simplefilter("ignore")   # unreadable EXIF is no EXIF
+            with Image.open(io.BytesIO(data.tobytes() if hasattr(data, "tobytes")
+                                       else data)) as im:
+                value = int(im.getexif().get(0x0112, 1))
     except Exception:  # noqa: BLE001 - no readable EXIF: as stored
         return 1
     return value if value in _ORIENT else 1

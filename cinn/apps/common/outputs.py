@@ -1,8 +1,8 @@
 """What the sampling commands write, checked before any work, and written as the
 samples come, so that memory does not grow with the number of samples N.
 
-* ``check_out_dir``: ``-o`` must be a folder (or creatable where it would go) and
-  writable; checked before images are read or a model is loaded.
+* ``check_out_dir``: ``-o`` is made if needed and a file is written in it (and
+  removed) before a model is loaded.
 * ``distinct_names``: two inputs with the same name (``img.webp``, ``img.bmp``)
   write ``img_...`` and ``img_2_...``, never one over the other.
 * ``check_pixels``: the pixel budget of a command (``--max-megapixels``).
@@ -29,24 +29,39 @@ from cinn.errors import CinnError
 PNG_LEVEL = 3
 
 
-def check_out_dir(out):
-    """``Path(out)`` if it is a writable folder, or can be made as one; else a
-    one-line ``CinnError``. Creates nothing."""
+def check_out_dir(out, option="-o"):
+    """``Path(out)``: the output folder, made (with its parents) when missing, in
+    which a probe file was just written and removed; else a one-line ``CinnError``
+    naming ``option``. Called before a model is loaded: a job never runs to its end
+    only to find that it cannot write its results (a permission check alone would
+    pass a folder the kernel refuses, e.g. in /proc)."""
     out = Path(out)
-    if out.exists():
-        if not out.is_dir():
-            raise CinnError(f"-o {out}: exists and is not a folder")
-        if not os.access(out, os.W_OK | os.X_OK):
-            raise CinnError(f"-o {out}: the folder is not writable")
-        return out
-    parent = out.absolute().parent
-    while not parent.exists():
-        parent = parent.parent
-    if not parent.is_dir():
-        raise CinnError(f"-o {out}: cannot make the folder, {parent} is a file")
-    if not os.access(parent, os.W_OK | os.X_OK):
-        raise CinnError(f"-o {out}: cannot make the folder, {parent} is not writable")
+    if out.exists() and not out.is_dir():
+        raise CinnError(f"{option} {out}: exists and is not a folder")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise CinnError(f"{option} {out}: cannot make the folder ({_why(err)})") from None
+    probe = out / f".cinn-write-test-{os.getpid()}"
+    try:
+        with open(probe, "wb") as f:
+            f.write(b"cinn")
+        probe.unlink()
+    except OSError as err:
+        try:
+            probe.unlink(missing_ok=True)
+        except OSError:
+            pass
+        raise CinnError(f"{option} {out}: cannot write in the folder ({_why(err)})") from None
     return out
+
+
+def _why(err):
+    """The reason of an ``OSError`` in a few words."""
+    if err.strerror:
+        return err.strerror
+    lines = str(err).strip().splitlines()
+    return lines[0] if lines else type(err).__name__
 
 
 def distinct_names(names):

@@ -42,6 +42,17 @@ def app_of_file(path):
     return getattr(cls, "app", None)
 
 
+def weights_path(app, weights=None, variant=None):
+    """The model file ``load_model`` reads (``weights``, its ``model.keras`` for a run
+    folder, else the shipped one); ``CinnError`` when there is none. Needs no Keras."""
+    path = Path(weights) if weights else default_weights(app, variant)
+    if path.is_dir():
+        path = path / MODEL_FILE
+    if not path.exists():
+        raise CinnError(f"{path}: no such model file")
+    return path
+
+
 def load_model(app, weights=None, variant=None):
     """Load the model of ``app`` (its layers registered by importing the app).
 
@@ -53,11 +64,7 @@ def load_model(app, weights=None, variant=None):
     import keras
 
     importlib.import_module(f"cinn.apps.{app}.model")
-    path = Path(weights) if weights else default_weights(app, variant)
-    if path.is_dir():
-        path = path / MODEL_FILE
-    if not path.exists():
-        raise CinnError(f"{path}: no such model file")
+    path = weights_path(app, weights, variant)
     found = app_of_file(path)
     if found != app:
         raise CinnError(f"{path}: holds a model for {found or 'an unknown app'}, not for {app} "

@@ -3,7 +3,9 @@
 
 def add_sampling_arguments(parser, num_samples, temperature, temperature_help=None):
     """Add ``-n``, ``--temperature``, ``--seed``, ``-o``, ``--weights``,
-    ``--save-samples`` and ``--std-map`` to an app's sampling command."""
+    ``--save-samples`` and ``--std-map`` to an app's sampling command, and
+    ``check_command`` as its ``check`` (what ``cinn`` runs before it imports Keras)."""
+    parser.set_defaults(check=check_command)
     parser.add_argument("-n", "--num-samples", type=int, default=num_samples)
     parser.add_argument("--temperature", type=float, default=temperature,
                         help=temperature_help or f"sampling temperature (default {temperature})")
@@ -31,6 +33,61 @@ def check_sampling_arguments(args, default_temperature=None):
         option = next(o for k, o in (("samples", "-n"), ("temperature", "--temperature"),
                                      ("seed", "--seed")) if k in str(err))
         raise CinnError(f"{option}: {err}") from None
+
+
+def input_paths(args):
+    """The input images of a sampling command (``IMAGE...`` or ``IMAGE``)."""
+    paths = getattr(args, "images", None)
+    if paths is None:
+        paths = [args.image] if getattr(args, "image", None) is not None else []
+    return list(paths)
+
+
+def check_inputs(args):
+    """Each input image of a sampling command read (``images.read_image``: a missing,
+    corrupt or unreadable file is a one-line ``CinnError``) and checked against
+    ``--max-megapixels`` (of the output, for ``--scale``); returns ``{path: (H, W)}``.
+    A ``skimage:NAME`` input is only checked to name a picture scikit-image ships."""
+    from cinn.apps.common.images import SKIMAGE_PICTURES, SKIMAGE_PREFIX, read_image
+    from cinn.apps.common.outputs import check_pixels
+    from cinn.errors import CinnError
+
+    scale = int(getattr(args, "scale", None) or 1)
+    limit = getattr(args, "max_megapixels", None)
+    sizes = {}
+    for path in input_paths(args):
+        text = str(path)
+        if text.startswith(SKIMAGE_PREFIX):
+            if text[len(SKIMAGE_PREFIX):] not in SKIMAGE_PICTURES:
+                raise CinnError(f"{text}: unknown scikit-image picture; choose one of "
+                                f"{', '.join(SKIMAGE_PICTURES)}")
+            continue
+        hw = read_image(path, min_size=1).shape[:2]
+        if limit is not None:
+            check_pixels(path, hw, limit, "the input" if scale != 1 else "image", scale)
+        sizes[text] = hw
+    return sizes
+
+
+def check_command(args, more=None):
+    """What a sampling command checks before ``cinn`` imports Keras, so that a
+    usage error or a bad file answers in a fraction of a second: ``-n``,
+    ``--temperature``, ``--seed``; the input images (``check_inputs``), then
+    ``more(args, sizes)`` when given (a command's own inputs, e.g. a mask); then
+    ``-o`` (made, and written to: ``outputs.check_out_dir``; after the inputs, so
+    that bad input leaves no folder behind) and the ``--weights`` file. One-line
+    ``CinnError``s. The command's ``run`` checks again what its Python callers need;
+    this step only makes the answer fast."""
+    from cinn.apps.common.outputs import check_out_dir
+    from cinn.apps.common.pretrained import weights_path
+
+    check_sampling_arguments(args, default_temperature=0.0)   # the defaults are valid
+    sizes = check_inputs(args)
+    if more is not None:
+        more(args, sizes)
+    check_out_dir(args.out)
+    if getattr(args, "weights", None):
+        weights_path(None, args.weights)                         # the file exists
 
 
 def curve_temperatures(args, default=()):

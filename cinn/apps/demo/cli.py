@@ -1,5 +1,5 @@
-"""``cinn demo [--host 127.0.0.1] [--port 7860] [--weights-dir DIR]``: the three apps
-in a local web page (``pip install -e '.[demo]'`` for Gradio)."""
+"""``cinn demo [--host 127.0.0.1] [--port 7860] [--weights-dir DIR] [--max-queue N]``:
+the three apps in a local web page (``pip install -e '.[demo]'`` for Gradio)."""
 import shutil
 import signal
 
@@ -18,20 +18,36 @@ def add_command(sub):
                    help="folder laid out like saved_models/ (colorization/model.keras, "
                    "superres/model.keras, superres/superres_x8.keras (optional), "
                    "inpainting/model.keras); default: the shipped weights")
-    p.set_defaults(func=run)
+    p.add_argument("--max-queue", type=int, default=16, metavar="N",
+                   help="requests that may wait their turn (default 16); past them the page "
+                   "says at once that the server is busy and when to try again")
+    p.set_defaults(func=run, check=check)
 
 
-def run(args):
+def check(args):
+    """``cinn demo``'s checks before Keras is imported: the port, the queue limit,
+    the weights folder, Gradio installed."""
     import importlib.util
+    from pathlib import Path
 
-    from cinn.apps.demo.ui import offline_environment
     from cinn.errors import CinnError
 
     if not 0 < args.port < 65536:
         raise CinnError(f"--port must be between 1 and 65535, got {args.port}")
-    offline_environment()
+    if args.max_queue < 1:
+        raise CinnError(f"--max-queue must be at least 1, got {args.max_queue}")
+    if args.weights_dir and not Path(args.weights_dir).is_dir():
+        raise CinnError(f"--weights-dir {args.weights_dir}: no such folder")
     if importlib.util.find_spec("gradio") is None:
         raise CinnError("the demo needs Gradio: pip install -e '.[demo]'")
+
+
+def run(args):
+    from cinn.apps.demo.ui import offline_environment
+    from cinn.errors import CinnError
+
+    check(args)
+    offline_environment()
     import keras
 
     from cinn.apps.demo import jobs, ui
@@ -45,7 +61,7 @@ def run(args):
     # by a shell ignores Ctrl+C's SIGINT, and SIGTERM's default would skip `finally`.
     stop_like_ctrl_c = signal.signal(signal.SIGTERM, _interrupt)
     try:
-        demo = ui.build(models, workdir)
+        demo = ui.build(models, workdir, max_queue=args.max_queue)
         print(f"[cinn] demo: starting http://{args.host}:{args.port} (Ctrl+C stops it)",
               flush=True)
         ui.launch(demo, args.host, args.port, workdir)

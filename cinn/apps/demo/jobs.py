@@ -15,6 +15,7 @@ import numpy as np
 from cinn.apps import SAVED_MODELS
 from cinn.apps.colorization.defaults import DEFAULT_TEMPERATURE as COLOR_TEMPERATURE
 from cinn.apps.inpainting import DEFAULT_TEMPERATURE as INPAINT_TEMPERATURE
+from cinn.apps.superres import DEFAULT_TEMPERATURE as SR_TEMPERATURE
 from cinn.errors import CinnError
 
 #: the most samples one request may ask for
@@ -191,7 +192,8 @@ def colorize_job(model, path, n=4, temperature=COLOR_TEMPERATURE, seed=0, colour
     return _finish(name, samples, [("grey input", grey_of(rgb))], after, info)
 
 
-def superres_job(models, path, scale=4, n=4, temperature=0.5, seed=0, progress=_noop):
+def superres_job(models, path, scale=4, n=4, temperature=SR_TEMPERATURE, seed=0,
+                 progress=_noop):
     """N upscalings of an uploaded LR image: bicubic | samples | mean of the samples."""
     from cinn.apps.superres import infer
 
@@ -249,7 +251,7 @@ def inpaint_job(model, image, brush=None, box="", n=4, temperature=INPAINT_TEMPE
     """N completions of the hole (brush strokes and/or a box ``x,y,w,h``):
     masked input | completions."""
     from cinn.apps.inpainting.infer import InpaintingNotice, inpaint, masked_view
-    from cinn.apps.inpainting.masks import box_mask, parse_box
+    from cinn.apps.inpainting.masks import box_mask, fit_box, parse_box
 
     n, temperature, seed = check_sampling(n, temperature, seed)
     progress(0.05, desc="reading the image and the mask")
@@ -262,11 +264,13 @@ def inpaint_job(model, image, brush=None, box="", n=4, temperature=INPAINT_TEMPE
     if min(h, w) < 2:
         raise DemoInputError(f"The image is {w}x{h} pixels; inpainting needs at least 2x2.")
     mask = np.zeros((h, w), bool) if brush is None else np.asarray(brush, bool)
+    cut = None
     if box and str(box).strip():
         try:
-            mask = mask | box_mask((h, w), parse_box(str(box).strip(), (h, w)))
+            fitted, cut = fit_box(parse_box(str(box).strip(), (h, w)), (h, w))
         except CinnError as err:
             raise DemoInputError(str(err).replace("--box", "The box")) from None
+        mask = mask | box_mask((h, w), fitted)
     if not mask.any():
         raise DemoInputError("The mask is empty: paint the hole with the brush (or give a "
                              "box x,y,w,h) before running.")
@@ -278,5 +282,6 @@ def inpaint_job(model, image, brush=None, box="", n=4, temperature=INPAINT_TEMPE
     progress(0.9, desc="uncertainty map")
     info = (f"{name}: {w}x{h} with {100 * mask.mean():.1f} % missing, {n} completions at "
             f"temperature {temperature:g}, seed {seed} in {time.time() - start:.1f} s"
+            + (f" (note: {cut.replace('--box', 'the box')})" if cut else "")
             + "".join(f" (note: {note.message})" for note in notes))
     return _finish(name, samples, [("masked input", masked_view(rgb, mask))], [], info)

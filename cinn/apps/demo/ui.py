@@ -4,7 +4,9 @@ Offline by construction: analytics, the version check and Hugging Face calls are
 switched off before Gradio is imported (``offline_environment``), the page's
 scripts, styles and fonts are Gradio's own files served by this server, and no
 share link is made. All model work runs in one queue (one request at a time,
-the others wait their turn and see their place in the queue).
+the others wait their turn and see their place in the queue); past ``max_queue``
+waiting requests a new one is told at once that the server is busy and when to
+try again (``limit_queue``).
 """
 import os
 import shutil
@@ -19,10 +21,16 @@ import numpy as np
 from cinn.apps.demo import jobs
 from cinn.apps.colorization.defaults import DEFAULT_TEMPERATURE as COLOR_TEMPERATURE
 from cinn.apps.inpainting import DEFAULT_TEMPERATURE as INPAINT_TEMPERATURE
+from cinn.apps.superres import DEFAULT_TEMPERATURE as SR_TEMPERATURE
 from cinn.errors import CinnError
 
 #: every model call shares this queue (``concurrency_limit=1``)
 QUEUE = "cinn-models"
+#: requests that may wait in the queue (``cinn demo --max-queue``); past it the page
+#: answers at once that the server is busy and when to try again
+MAX_QUEUE = 16
+#: the time a request is expected to take before any has been timed (seconds)
+FIRST_GUESS_S = 10.0
 #: uploads above this size are refused by the page itself
 MAX_FILE_SIZE = "25mb"
 #: result files older than this (seconds) are deleted
@@ -168,6 +176,55 @@ def guard_upload(gr, component, limit_key, what):
     return component
 
 
+# -- the queue limit -----------------------------------------------------------------------
+class RequestTimes:
+    """How long the model requests take (a running mean), for the busy message."""
+
+    def __init__(self, first_guess=FIRST_GUESS_S):
+        self.mean, self.count = float(first_guess), 0
+        self._lock = threading.Lock()
+
+    def add(self, seconds):
+        with self._lock:
+            self.count += 1
+            weight = max(1.0 / self.count, 0.1)   # the mean, then the recent ones more
+            self.mean += weight * (float(seconds) - self.mean)
+
+    def retry_after(self):
+        """Seconds after which the queue is likely to have room again: the time of two
+        requests (the one running and the next) at the mean, rounded up to 5 s."""
+        return max(5, 5 * int(-(-(2 * self.mean) // 5)))
+
+
+def busy_message(waiting, max_queue, retry_after_s):
+    """What the page says to a request past the queue limit."""
+    when = (f"about {retry_after_s} s" if retry_after_s < 120 else
+            f"about {-(-retry_after_s // 60)} minutes")
+    queued = "1 request is" if waiting == 1 else f"{waiting} requests are"
+    return (f"The server is busy: {queued} waiting, the most this demo queues "
+            f"({max_queue}). Please try again in {when}.")
+
+
+def limit_queue(demo, max_queue, times):
+    """Past ``max_queue`` waiting requests, refuse a new one at once with
+    ``busy_message`` (shown in the page; HTTP 400 with that text as ``detail``)
+    rather than Gradio's bare "busy" (``demo.queue(max_size=...)`` stays as the
+    limit if this Gradio's queue cannot be wrapped). Returns whether it wrapped."""
+    queue = getattr(demo, "_queue", None)
+    push = getattr(queue, "push", None)
+    if push is None:
+        return False
+
+    async def push_or_refuse(*args, **kwargs):
+        waiting = len(queue)
+        if waiting >= max_queue:
+            return False, busy_message(waiting, max_queue, times.retry_after()), "error"
+        return await push(*args, **kwargs)
+
+    queue.push = push_or_refuse
+    return True
+
+
 # -- the page ----------------------------------------------------------------------------
 INTRO = """# cinn: many plausible answers for one input
 A conditional invertible network (cINN) gives not one answer but a distribution:
@@ -210,23 +267,31 @@ def _respond(files, result, compare=False):
     return out
 
 
-def build(models, workdir):
+def build(models, workdir, max_queue=MAX_QUEUE):
     """The Gradio ``Blocks`` of the demo for loaded ``models`` (see
-    ``jobs.load_models``); example pictures and result files go to ``workdir``."""
+    ``jobs.load_models``); example pictures and result files go to ``workdir``; at
+    most ``max_queue`` requests wait (``limit_queue``)."""
     offline_environment()
     workdir = Path(workdir)
     os.environ.setdefault("GRADIO_TEMP_DIR", str(workdir / "gradio"))  # uploads there too
     import gradio as gr
 
+    max_queue = int(max_queue)
+    if max_queue < 1:
+        raise CinnError(f"--max-queue must be at least 1, got {max_queue}")
     examples = write_examples(workdir / "examples")
     files = ResultFiles(workdir / "results")
+    times = RequestTimes()
 
     def run(job, compare=False):
         def handler(*args, progress=gr.Progress()):
+            start = time.time()
             try:
                 return _respond(files, job(*args, progress=progress), compare)
             except Exception as err:  # noqa: BLE001 - every failure becomes a page message
                 raise _page_error(gr, err) from None
+            finally:
+                times.add(time.time() - start)
         return handler
 
     def colorize(path, n, temperature, seed, colour_draws=True, progress=None):
@@ -278,7 +343,7 @@ def build(models, workdir):
                                        if "superres8" in models else []),
                                     inputs=[inp, scale],
                                     label="or a downscaled scikit-image photo")
-                        ctl = _controls(gr, "sr", 4, 0.5)
+                        ctl = _controls(gr, "sr", 4, SR_TEMPERATURE)
                         button = gr.Button("Upscale", variant="primary", elem_id="sr-run")
                     with gr.Column(scale=2):
                         out = _outputs(gr, "sr", "bicubic | N samples | their mean "
@@ -310,7 +375,8 @@ def build(models, workdir):
                         out = _outputs(gr, "inp", "masked input | N completions")
                 button.click(run(inpaint), [editor, box, *ctl], out, concurrency_id=QUEUE,
                              concurrency_limit=1, api_name="inpaint")
-    demo.queue(max_size=64, default_concurrency_limit=1)
+    demo.queue(max_size=max_queue, default_concurrency_limit=1)
+    limit_queue(demo, max_queue, times)
     return demo
 
 

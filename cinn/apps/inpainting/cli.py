@@ -23,7 +23,25 @@ def add_command(sub):
     p.add_argument("--max-megapixels", type=float, default=MAX_MEGAPIXELS, metavar="MP",
                    help=f"largest image to inpaint (default {MAX_MEGAPIXELS:g}; memory "
                    "grows with the image, not with -n)")
-    p.set_defaults(func=run)
+    p.set_defaults(func=run, check=check)
+
+
+def check(args):
+    """``cinn inpaint``'s checks before Keras is imported: the sampling command's
+    (``check_command``: options, the image, ``-o``) and the mask or box."""
+    from cinn.apps.common.sampling_args import check_command
+
+    check_command(args, more=_check_hole)
+
+
+def _check_hole(args, sizes):
+    from cinn.apps.inpainting.masks import parse_box, read_mask
+
+    shape = sizes.get(str(args.image))
+    if args.mask:
+        read_mask(args.mask, shape)
+    else:
+        parse_box(args.box, shape)
 
 
 def run(args):
@@ -33,7 +51,7 @@ def run(args):
                                      write_std_map)
     from cinn.apps.common.pretrained import load_model
     from cinn.apps.inpainting.infer import InpaintingNotice, iter_inpaint, masked_view
-    from cinn.apps.inpainting.masks import box_mask, parse_box, read_mask
+    from cinn.apps.inpainting.masks import box_mask, fit_box, parse_box, read_mask
 
     n, temperature, seed = check_sampling_arguments(args)
     out = check_out_dir(args.out)
@@ -42,7 +60,10 @@ def run(args):
     if args.mask:
         mask = read_mask(args.mask, shape)
     else:
-        mask = box_mask(shape, parse_box(args.box, shape))
+        box, note = fit_box(parse_box(args.box, shape), shape)
+        if note:
+            print(f"cinn: note: {note}", file=sys.stderr)
+        mask = box_mask(shape, box)
     check_pixels(args.image, shape, args.max_megapixels)
     model = load_model("inpainting", args.weights)
     stem = image_name(args.image)

@@ -1,18 +1,28 @@
-"""``cinn evaluate inpainting --data DIR``: the cINN against OpenCV's Telea inpainting.
+"""``cinn evaluate inpainting --data DIR``: the posterior report of the cINN against
+OpenCV's Telea inpainting and the model's learned fill.
 
 One fixed mask per image (drawn from seed ``[--seed, image index]``: boxes and brush
-strokes, 10-50 % of the image); PSNR and SSIM (RGB, 8-bit) over the hole pixels only,
-best of N samples, the average single sample, the mean of the N samples and Telea;
-diversity is the per-pixel std across the samples inside the hole.
+strokes, 10-50 % of the image). Over the hole pixels only: the ``PosteriorReport``
+(``cinn.apps.common.posterior_report``) of the ``-n`` samples at the default
+temperature and at T = 1 (CRPS, range coverage, calibration error and coverage gap per
+pixel and channel, RGB 0-255; best-of-N, single-sample and mean PSNR and SSIM, RGB
+8-bit), Telea and the learned fill as deterministic rows (CRPS = MAE), every figure
+with its 95 % bootstrap interval over images; the calibration plots go to ``--out``;
+``--temperatures`` sweeps the flow and names the calibrated temperature. Diversity is
+the per-pixel std across the samples inside the hole.
 """
 import time
+from pathlib import Path
 
 import numpy as np
 
 from cinn.apps.common.data import center_crops, load_folder
+from cinn.apps.common.outputs import check_out_dir
+from cinn.apps.common.posterior_report import PosteriorReport, flow_key, flow_temperatures
 from cinn.apps.common.pretrained import load_model
 from cinn.apps.common.progress import progress
 from cinn.apps.common.regressor import Regressor
+from cinn.apps.common.sampling_args import curve_temperatures
 from cinn.apps.inpainting import DEFAULT_TEMPERATURE
 from cinn.apps.inpainting.infer import inpaint
 from cinn.apps.inpainting.masks import random_mask
@@ -46,60 +56,50 @@ def eval_masks(images, seed):
             for i, img in enumerate(images)]
 
 
-def evaluate_images(model, images, n=8, temperature=DEFAULT_TEMPERATURE, seed=0,
+def evaluate_images(model, images, n=8, temperature=DEFAULT_TEMPERATURE, seed=0, sweep=(),
                     show_progress=False):
-    """Metrics (dict of floats) over a list of uint8 RGB images with fixed masks."""
-    rows = {k: [] for k in ("psnr_best", "psnr_single", "ssim_best", "ssim_single",
-                            "psnr_mean", "ssim_mean", "diversity", "psnr_telea",
-                            "ssim_telea", "coverage", "psnr_fill", "ssim_fill")}
+    """``(report, extras)`` over a list of uint8 RGB images with fixed masks: the
+    ``PosteriorReport`` (rows: the model at ``temperature``, at T = 1 and at every
+    temperature of ``sweep``, ``n`` samples each; Telea; the model's learned fill when
+    it has one), scored over the hole pixels (CRPS and coverage per pixel and channel,
+    RGB 0-255; PSNR/SSIM of the hole), and ``extras``: the mean per-pixel std across
+    the samples at ``temperature`` inside the hole (``diversity``) and the mean hole
+    fraction (``coverage``). Image ``i`` is sampled with seed ``seed + i``."""
+    report = PosteriorReport(None, seed=seed)
     fill_net = getattr(model, "fill_net", None)
+    name = "L2 regressor (one prediction)" if isinstance(model, Regressor) else "cINN"
+    extras = {"diversity": [], "coverage": []}
     pairs = list(zip(images, eval_masks(images, seed)))
     for i, (img, mask) in enumerate(progress(pairs, "images") if show_progress else pairs):
-        samples = inpaint(model, img, mask, n=n, temperature=temperature, seed=seed + i)
-        psnrs = [hole_psnr(s, img, mask) for s in samples]
-        ssims = [hole_ssim(s, img, mask) for s in samples]
-        rows["psnr_best"].append(max(psnrs))
-        rows["ssim_best"].append(max(ssims))
-        rows["psnr_single"].append(float(np.mean(psnrs)))
-        rows["ssim_single"].append(float(np.mean(ssims)))
-        mean = np.clip(np.rint(samples.astype(np.float64).mean(axis=0)), 0, 255).astype(np.uint8)
-        rows["psnr_mean"].append(hole_psnr(mean, img, mask))
-        rows["ssim_mean"].append(hole_ssim(mean, img, mask))
-        rows["diversity"].append(float(samples.astype(np.float64).std(axis=0)[mask].mean()))
-        base = telea(img, mask)
-        rows["psnr_telea"].append(hole_psnr(base, img, mask))
-        rows["ssim_telea"].append(hole_ssim(base, img, mask))
-        rows["coverage"].append(float(mask.mean()))
+        def quality(a, b, mask=mask):
+            return hole_psnr(a, b, mask), hole_ssim(a, b, mask)
+
+        for t in flow_temperatures(temperature, sweep):
+            samples = inpaint(model, img, mask, n=n, temperature=t, seed=seed + i)
+            report.add(flow_key(t), f"{name}, N = {n}, T = {t:g}", samples, img, mask, quality)
+            if t == float(temperature):
+                extras["diversity"].append(
+                    float(samples.astype(np.float64).std(axis=0)[mask].mean()))
+        report.add("telea", "OpenCV Telea (`cv2.inpaint`, radius 3)", telea(img, mask)[None],
+                   img, mask, quality)
         if fill_net is not None:
-            fill = learned_fill(fill_net, img, mask)
-            rows["psnr_fill"].append(hole_psnr(fill, img, mask))
-            rows["ssim_fill"].append(hole_ssim(fill, img, mask))
-    return {k: float(np.mean(v)) for k, v in rows.items() if v}
+            report.add("fill", "learned fill (Telea + L2 U-Net; the flow's centre)",
+                       learned_fill(fill_net, img, mask)[None], img, mask, quality)
+        extras["coverage"].append(float(mask.mean()))
+    return report, {k: float(np.mean(v)) for k, v in extras.items()}
 
 
-def format_table(r, n, temperature, name="cINN"):
-    return "\n".join([
-        "| method | hole PSNR (dB) | hole SSIM |",
-        "| --- | --- | --- |",
-        f"| {name} best of {n} (T={temperature}) | {r['psnr_best']:.2f} | {r['ssim_best']:.3f} |",
-        f"| {name} single sample (T={temperature}) | {r['psnr_single']:.2f} | "
-        f"{r['ssim_single']:.3f} |",
-        f"| {name} mean of {n} samples | {r['psnr_mean']:.2f} | {r['ssim_mean']:.3f} |",
-        f"| OpenCV Telea (`cv2.inpaint`, radius 3) | {r['psnr_telea']:.2f} | "
-        f"{r['ssim_telea']:.3f} |",
-    ] + ([f"| the model's learned fill (Telea + L2 U-Net; the flow's centre) | "
-          f"{r['psnr_fill']:.2f} | {r['ssim_fill']:.3f} |"] if "psnr_fill" in r else []) + [
-        "",
-        f"diversity inside the hole (per-pixel std across the {n} samples, 0-255 scale): "
-        f"{r['diversity']:.2f}; mean hole coverage: {100 * r['coverage']:.1f} %",
-    ])
+BASELINES = ("fill", "telea")
 
 
 def run(args):
-    """``cinn evaluate inpainting --data DIR``: prints a Markdown table."""
+    """``cinn evaluate inpainting --data DIR``: prints the posterior report (Markdown),
+    writes the calibration plots to ``--out``."""
     model = load_model("inpainting", args.weights)
     if args.num_samples < 1:
         raise CinnError(f"-n must be at least 1, got {args.num_samples}")
+    sweep = curve_temperatures(args)
+    out = check_out_dir(getattr(args, "out", None) or "out")
     images = load_folder(args.data, min_size=8, limit=args.limit)
     if args.size:
         if args.size < 8:
@@ -107,12 +107,18 @@ def run(args):
         images = list(center_crops(images, args.size))
     temperature = DEFAULT_TEMPERATURE if args.temperature is None else args.temperature
     start = time.time()
-    r = evaluate_images(model, images, n=args.num_samples, temperature=temperature,
-                        seed=args.seed, show_progress=True)
+    report, extras = evaluate_images(model, images, n=args.num_samples,
+                                     temperature=temperature, seed=args.seed, sweep=sweep,
+                                     show_progress=True)
     size = f"{args.size}x{args.size} centre crops" if args.size else "full images"
     print(f"inpainting on {args.data}: {len(images)} images ({size}), fixed masks "
-          f"(seed {args.seed}, boxes and brush strokes, 10-50 % of the image), "
-          f"{time.time() - start:.0f} s\n")
-    name = "L2 regressor (one prediction)" if isinstance(model, Regressor) else "cINN"
-    print(format_table(r, args.num_samples, temperature, name))
+          f"(seed {args.seed}, boxes and brush strokes, 10-50 % of the image; "
+          f"{100 * extras['coverage']:.1f} % on average), N = {args.num_samples} samples "
+          f"at temperature {temperature:g} and 1, {time.time() - start:.0f} s; over the hole "
+          "pixels: CRPS and coverage per pixel and channel (RGB, 0-255 grey levels), "
+          "PSNR/SSIM (RGB); mean over images [95 % bootstrap interval over images]\n")
+    dataset = Path(args.data).name
+    report.print("inpainting", temperature, sweep, out, dataset, BASELINES)
+    print(f"\ndiversity inside the hole at T = {temperature:g} (per-pixel std across the "
+          f"{args.num_samples} samples, 0-255): {extras['diversity']:.2f}")
     return 0

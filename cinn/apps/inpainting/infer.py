@@ -14,7 +14,7 @@ import warnings
 import numpy as np
 
 from cinn.apps.common.images import pad_to_multiple
-from cinn.apps.common.tiling import decode_strips, strip_features
+from cinn.apps.common.tiling import TILE_PIXELS, decode_strips, strip_features, unet_in_strips
 from cinn.apps.inpainting import DEFAULT_TEMPERATURE
 from cinn.apps.inpainting.model import fill_hole, from_flow, make_condition, refine_fill, to_flow
 from cinn.errors import CinnError
@@ -77,15 +77,53 @@ def iter_inpaint(model, rgb, mask, n=8, temperature=DEFAULT_TEMPERATURE, seed=0,
     mult = 2 ** model.num_down
     filled, _ = pad_to_multiple(to_flow(fill_hole(rgb, mask)), mult)
     m, _ = pad_to_multiple(mask, mult)
-    filled = refine_fill(getattr(model, "fill_net", None), filled[None], m[None])[0]
+    filled = refine_fill(StripFill.of(getattr(model, "fill_net", None)), filled[None],
+                         m[None])[0]
     c = make_condition(filled, m)[None]
     known = filled[:h, :w]
+    # bit_stable: the apps' promise, sample k the same bytes whatever N and the chunks
     for residual in model.sample_chunks(c, n=n, temperature=temperature, seed=seed,
-                                        batch_size=batch_size,
+                                        batch_size=batch_size, bit_stable=True,
                                         features=strip_features(model, c),
                                         strips=decode_strips(model, c)):
         for one in ops.convert_to_numpy(residual)[:, :h, :w]:
             yield np.where(mask[:, :, None], from_flow(one + known), rgb)
+
+
+class StripFill:
+    """The inpainting model's ``fill_net`` (an ``InpaintingRegressor``) whose
+    ``predict_residual`` runs its U-Net in strips (``tiling.unet_in_strips``) on
+    inputs of more than ``4 * min_pixels`` pixels: memory for a strip, not for the
+    photo; the prediction is the one pass's up to float rounding. What
+    ``refine_fill`` calls on a large hole of a large photo."""
+
+    def __init__(self, net, min_pixels=TILE_PIXELS, rows=None):
+        self.net, self.min_pixels, self.rows = net, int(min_pixels), rows
+
+    @classmethod
+    def of(cls, net):
+        """``StripFill(net)``; ``None`` for no net, and ``net`` itself when it is not
+        the U-Net regressor this class knows how to split."""
+        if net is None or type(getattr(net, "cond_net", None)).__name__ != "UNetConditionNet":
+            return net
+        return cls(net)
+
+    def predict_residual(self, c):
+        """``net.predict_residual(c)`` for conditions c (B, H, W, 4), as NumPy."""
+        from keras import ops
+
+        from cinn.conditioning import depth_to_space, space_to_depth
+
+        c = np.asarray(c, np.float32)
+        if c.shape[1] * c.shape[2] <= 4 * self.min_pixels:
+            return ops.convert_to_numpy(self.net.predict_residual(c))
+        out = []
+        for one in c:   # as InpaintingRegressor.predict_residual, the U-Net in strips
+            x = ops.convert_to_numpy(space_to_depth(ops.convert_to_tensor(one[None])))
+            h = unet_in_strips(self.net.cond_net, x, rows=self.rows)[0]
+            out.append(ops.convert_to_numpy(depth_to_space(ops.convert_to_tensor(h)))[0]
+                       * one[..., 3:])
+        return np.stack(out)
 
 
 def masked_view(rgb, mask, fill=(255, 255, 255)):

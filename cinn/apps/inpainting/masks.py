@@ -2,7 +2,8 @@
 
 * ``random_mask``: a seeded random box or free-form brush strokes covering
   ``coverage`` (10-50 % by default) of the image, for training and evaluation;
-* ``read_mask`` / ``box_mask`` / ``parse_box``: user masks for the command line.
+* ``read_mask`` / ``box_mask`` / ``parse_box`` / ``fit_box``: user masks for the
+  command line.
 """
 import cv2
 import numpy as np
@@ -36,6 +37,17 @@ def parse_box(text, shape=None):
     if shape is not None and (box[0] >= shape[1] or box[1] >= shape[0]):
         raise CinnError(f"--box {text} starts outside the {shape[1]}x{shape[0]} image")
     return box
+
+
+def fit_box(box, shape):
+    """``(box, note)``: ``box = (x, y, w, h)`` cut to the ``shape`` (H, W) image, and
+    a one-line note saying so when it ran past the image's edge (else ``None``)."""
+    x, y, w, h = (int(v) for v in box)
+    cut = (x, y, max(0, min(w, shape[1] - x)), max(0, min(h, shape[0] - y)))
+    if cut == (x, y, w, h):
+        return cut, None
+    return cut, (f"--box {x},{y},{w},{h} runs past the edge of the {shape[1]}x{shape[0]} "
+                 f"image: cut to {','.join(map(str, cut))}")
 
 
 def read_mask(path, shape=None):

@@ -29,7 +29,7 @@ APP = "inpainting"
 DEFAULTS = {
     "levels": 3,            # Haar downsamplings (sizes must be multiples of 2**levels)
     "blocks": 2,            # flow steps per level
-    "hidden": 32,           # width of the coupling subnets
+    "subnet": {"hidden": 32, "depth": 2},  # the coupling and prior subnets
     "cond_channels": 32,    # condition features per level
     "cond_hidden": 32,      # width of the conditioning network
     "cond_blocks": 1,       # residual blocks in the conditioning trunk (unet: per depth)
@@ -90,7 +90,7 @@ def build_model(cfg=None):
         return InpaintingRegressor(net, num_down=len(net.widths), name="inpainting_l2")
     if cfg["type"] != "flow":
         raise cinn.CinnError(f"model.type must be 'flow' or 'regressor', got {cfg['type']!r}")
-    subnet = {"type": "conv", "hidden": int(cfg["hidden"]), "depth": 2}
+    subnet = {"type": "conv", **dict(cfg["subnet"])}
     levels = [{"downsample": "haar", "blocks": int(cfg["blocks"]), "subnet": subnet,
                "split": cfg["split"] if i < n - 1 else None} for i in range(n)]
     cond_net = build_cond_net(cfg, [-(i + 1) for i in range(n)])

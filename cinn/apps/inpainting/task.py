@@ -3,7 +3,8 @@ from functools import partial
 
 import numpy as np
 
-from cinn.apps.common.data import CropDataset, FixedDataset, center_crops, load_folder
+from cinn.apps.common.data import (DATA_DEFAULTS, CropDataset, FixedDataset, center_crops,
+                                   load_folder)
 from cinn.apps.inpainting import model as M
 from cinn.apps.inpainting.masks import random_masks
 
@@ -18,13 +19,13 @@ def make_pair(crops, rng, fill_net=None):
 def make_datasets(data_dir, cfg, seed=0):
     """Random ``crop`` x ``crop`` patches with random masks (train) and fixed
     centre crops with fixed seeded masks of the last ``val_images`` images (validation)."""
-    d = cfg["data"]
-    crop, batch = int(d.get("crop", 64)), int(d.get("batch_size", 16))
+    d = {**DATA_DEFAULTS, **cfg["data"]}
+    crop, batch = int(d["crop"]), int(d["batch_size"])
     pair = partial(make_pair, fill_net=M.load_fill_net(cfg.get("model", {}).get("fill_init")))
     images = load_folder(data_dir, min_size=8)
-    n_val = min(int(d.get("val_images", 16)), len(images) // 5)
+    n_val = min(int(d["val_images"]), len(images) // 5)
     train_imgs, val_imgs = (images[:-n_val], images[-n_val:]) if n_val else (images, [])
-    train = CropDataset(train_imgs, pair, crop, batch, int(d.get("steps_per_epoch", 200)),
+    train = CropDataset(train_imgs, pair, crop, batch, int(d["steps_per_epoch"]),
                         seed=seed)
     if not val_imgs:
         return train, None

@@ -1,5 +1,6 @@
 """``cinn superres IMAGE [IMAGE...]``: many super-resolved versions of each image."""
 from cinn.apps.common.sampling_args import add_sampling_arguments, check_sampling_arguments
+from cinn.apps.superres import DEFAULT_TEMPERATURE
 
 SCALES = (4, 8)
 #: default pixel budget of the output (``--max-megapixels``)
@@ -12,7 +13,8 @@ def add_command(sub):
     p.add_argument("images", nargs="+", metavar="IMAGE", help="low-resolution image file(s)")
     p.add_argument("--scale", type=int, choices=SCALES, default=4)
     add_sampling_arguments(p, num_samples=4, temperature=None, temperature_help=(
-        "sampling temperature (default 0.5; 0 gives the mode-like output)"))
+        f"sampling temperature (default {DEFAULT_TEMPERATURE:g}: the range of N samples "
+        "covers the truth as a calibrated posterior's would; 0 gives the mode-like output)"))
     p.add_argument("--max-megapixels", type=float, default=MAX_MEGAPIXELS, metavar="MP",
                    help=f"largest output image (scale x the input), in megapixels (default "
                    f"{MAX_MEGAPIXELS:g}; memory grows with the image, not with -n)")
@@ -27,7 +29,7 @@ def run(args):
     from cinn.apps.superres import infer
     from cinn.errors import CinnError
 
-    n, temperature, seed = check_sampling_arguments(args, infer.DEFAULT_TEMPERATURE)
+    n, temperature, seed = check_sampling_arguments(args, DEFAULT_TEMPERATURE)
     out = check_out_dir(args.out)
     lrs = [read_image(p, min_size=1) for p in args.images]
     for path, lr in zip(args.images, lrs):

@@ -1,15 +1,20 @@
-"""``cinn evaluate superres --data DIR --scale 4``: the SR literature's metrics.
+"""``cinn evaluate superres --data DIR --scale 4``: the posterior report, per data set.
 
-Per dataset: PSNR and SSIM on the Y channel (BT.601, border of ``scale`` pixels
-cropped) of single samples (averaged over the ``-n`` samples of every image) at
-the given temperature, of the mean of the samples and of the bicubic baseline;
-LR-consistency (PSNR between the bicubic downscale of each uint8 sample and the
-LR input, RGB); diversity (per-pixel std across the samples, RGB, 0-255 units,
-averaged); the NTIRE 2021 "Learning the SR space" diversity score of
-``--diversity-samples`` samples (``diversity_score``); and the quality/diversity
-curve: PSNR-Y of one sample per image at each of ``--temperatures``; the block-edge
-ratio of the samples (``block_edge_ratio``: a visible s x s grid is well above 1).
-LR images are ``imresize(HR, 1/scale)`` (``cinn.apps.superres.resize``).
+Per data set (and all together): the ``PosteriorReport``
+(``cinn.apps.common.posterior_report``) of the flow's ``-n`` samples at the default
+temperature (``--temperature``) and at T = 1, beside the flow's T = 0 output and
+bicubic (deterministic: their CRPS is the MAE): CRPS, range coverage, calibration error
+and coverage gap per pixel and channel (RGB, 0-255), and best-of-N, single-sample and
+mean PSNR/SSIM on the Y channel (BT.601), each with its 95 % bootstrap interval over
+images, all with a border of ``scale`` pixels cropped; the calibration plots go to
+``--out``. ``--temperatures`` sweeps the flow and names the temperature whose range
+coverage is calibrated. Beside: LR-consistency (PSNR between the bicubic downscale of
+each uint8 sample and the LR input, RGB), diversity (per-pixel std across the samples,
+RGB, 0-255 units), the NTIRE 2021 "Learning the SR space" diversity score of
+``--diversity-samples`` samples (``diversity_score``) and the block-edge ratio
+(``block_edge_ratio``: a visible s x s grid is well above 1) of the samples at the
+default temperature. LR images are ``imresize(HR, 1/scale)``
+(``cinn.apps.superres.resize``).
 """
 import time
 from pathlib import Path
@@ -17,10 +22,12 @@ from pathlib import Path
 import numpy as np
 
 from cinn.apps.common.data import center_crops
+from cinn.apps.common.outputs import check_out_dir
+from cinn.apps.common.posterior_report import PosteriorReport, flow_key, flow_temperatures
 from cinn.apps.common.images import IMAGE_SUFFIXES, list_images, read_image
 from cinn.apps.common.progress import progress
 from cinn.apps.common.sampling_args import curve_temperatures
-from cinn.apps.superres import infer
+from cinn.apps.superres import DEFAULT_TEMPERATURE, infer
 from cinn.apps.superres.resize import downscale, make_lr
 from cinn.errors import CinnError
 
@@ -111,73 +118,73 @@ def diversity_score(samples, hr, patch=16):
     return 0.0 if global_best == 0 else max(0.0, (global_best - local_best) / global_best * 100)
 
 
-def evaluate_folder(model, folder, n=8, temperature=0.9, seed=0, limit=None, size=None,
-                    temperatures=(), diversity_samples=0, show_progress=False):
-    """Mean metrics over the images of one folder (a dict). With ``diversity_samples``
-    (NTIRE: 10) also ``ntire_diversity`` (``diversity_score``; ``max(n,
-    diversity_samples)`` samples are drawn at ``temperature``, the first ``n`` make
-    the other columns); with ``temperatures`` also ``psnr_t<T>`` per temperature: the
-    PSNR-Y of one sample per image (seed ``seed + image index``)."""
+def evaluate_folder(model, folder, n=8, temperature=DEFAULT_TEMPERATURE, seed=0, limit=None,
+                    size=None, sweep=(), diversity_samples=0, show_progress=False):
+    """``(report, extras)`` of one folder: the ``PosteriorReport`` (rows: the flow at
+    ``temperature``, at T = 1 and at every temperature of ``sweep``, ``n`` samples each;
+    the flow's T = 0 output; bicubic), scored on the HR image with a ``scale``-pixel
+    border cropped (CRPS and coverage in RGB 0-255, PSNR/SSIM on Y), and the mean over
+    images of the SR metrics of the samples at ``temperature`` (``EXTRA_COLUMNS``).
+    With ``diversity_samples`` (NTIRE: 10) also ``ntire_diversity``
+    (``diversity_score``; ``max(n, diversity_samples)`` samples are drawn at
+    ``temperature``, the first ``n`` are the report's). Image ``i`` is sampled with
+    seed ``seed + i`` at every temperature."""
     s = model.scale
+    report = PosteriorReport(lambda a, b: y_metrics(a, b, 0), seed=seed)
     rows = []
     paths = list_images(folder)[:limit]
+    temps = flow_temperatures(temperature, sweep)
     for i, path in enumerate(progress(paths, f"images of {Path(folder).name}")
                              if show_progress else paths):
         hr = read_image(path)
         if size:
             hr = center_crops([hr], size)[0]
         hh, ww = (hr.shape[0] // s) * s, (hr.shape[1] // s) * s   # the usual mod-crop
-        if hh < 2 * s or ww < 2 * s:
+        if hh < 4 * s or ww < 4 * s:
             continue
         hr = hr[:hh, :ww]
         lr = make_lr(hr, s)
-        drawn = infer.upscale(model, lr, max(n, int(diversity_samples)), temperature, seed + i)
-        samples = drawn[:n]
-        bic = infer.bicubic(lr, s)
-        single = [y_metrics(x, hr, s) for x in samples]
-        mean = infer.to_uint8(samples.astype(np.float64).mean(axis=0))
-        psnr_bicubic, ssim_bicubic = y_metrics(bic, hr, s)
-        row = {
-            "psnr": np.mean([p for p, _ in single]), "ssim": np.mean([q for _, q in single]),
-            "psnr_mean": y_metrics(mean, hr, s)[0],
-            "psnr_bicubic": psnr_bicubic, "ssim_bicubic": ssim_bicubic,
-            "lr_psnr": np.mean([psnr(downscale(x.astype(np.float64), s), lr) for x in samples]),
-            "diversity": float(samples.astype(np.float64).std(axis=0).mean()) if n > 1 else 0.0,
-            "block_edges": np.mean([block_edge_ratio(x, s) for x in samples]),
-            "block_edges_hr": block_edge_ratio(hr, s),
-        }
-        if diversity_samples:
-            row["ntire_diversity"] = diversity_score(drawn[:int(diversity_samples)], hr)
-        for t in temperatures:
-            x = infer.upscale(model, lr, 1, float(t), seed + i)[0]
-            row[temperature_key(t)] = y_metrics(x, hr, s)[0]
-        rows.append(row)
+        truth = _crop(hr, s)
+        for t in temps:
+            k = max(n, int(diversity_samples)) if t == float(temperature) else n
+            drawn = infer.upscale(model, lr, k, t, seed + i)
+            samples = drawn[:n]
+            report.add(flow_key(t), f"cINN, N = {n}, T = {t:g}",
+                       np.stack([_crop(x, s) for x in samples]), truth)
+            if t != float(temperature):
+                continue
+            row = {
+                "lr_psnr": np.mean([psnr(downscale(x.astype(np.float64), s), lr)
+                                    for x in samples]),
+                "diversity": float(samples.astype(np.float64).std(axis=0).mean())
+                if n > 1 else 0.0,
+                "block_edges": np.mean([block_edge_ratio(x, s) for x in samples]),
+                "block_edges_hr": block_edge_ratio(hr, s),
+            }
+            if diversity_samples:
+                row["ntire_diversity"] = diversity_score(drawn[:int(diversity_samples)], hr)
+            rows.append(row)
+        mode = infer.upscale(model, lr, 1, 0.0, seed + i)
+        report.add("mode", "the flow's T = 0 output", _crop(mode[0], s)[None], truth)
+        report.add("bicubic", "bicubic", _crop(infer.bicubic(lr, s), s)[None], truth)
     if not rows:
         raise CinnError(f"{folder}: no image large enough for {s}x evaluation")
-    out = {k: float(np.mean([r[k] for r in rows])) for k in rows[0]}
-    out["images"] = len(rows)
-    return out
+    extras = {k: float(np.mean([r[k] for r in rows])) for k in rows[0]}
+    extras["images"] = len(rows)
+    return report, extras
 
 
-#: temperatures of the quality/diversity curve when ``--temperatures`` is not given
-CURVE_TEMPERATURES = (0, 0.3, 0.5, 0.7, 0.9)
+BASELINES = ("mode", "bicubic")
 
-
-def temperature_key(t):
-    return f"psnr_t{float(t):g}"
-
-
-COLUMNS = [("images", "images", "{:d}"), ("psnr", "PSNR-Y", "{:.2f}"),
-           ("ssim", "SSIM-Y", "{:.4f}"), ("psnr_mean", "PSNR-Y mean", "{:.2f}"),
-           ("psnr_bicubic", "PSNR-Y bicubic", "{:.2f}"), ("ssim_bicubic", "SSIM-Y bicubic",
-                                                          "{:.4f}"),
-           ("lr_psnr", "LR-PSNR", "{:.2f}"), ("diversity", "diversity", "{:.2f}"),
-           ("block_edges", "block edges", "{:.2f}"), ("block_edges_hr", "block edges HR",
-                                                      "{:.2f}")]
+EXTRA_COLUMNS = [("images", "images", "{:d}"), ("lr_psnr", "LR-PSNR", "{:.2f}"),
+                 ("diversity", "diversity", "{:.2f}"), ("block_edges", "block edges", "{:.2f}"),
+                 ("block_edges_hr", "block edges HR", "{:.2f}")]
 
 
 def format_table(results):
-    columns = list(COLUMNS)
+    """The SR metrics of the samples at the chosen temperature: ``results`` is
+    ``[(dataset, extras)]``."""
+    columns = list(EXTRA_COLUMNS)
     if all("ntire_diversity" in r for _, r in results):
         columns.append(("ntire_diversity", "NTIRE diversity (%)", "{:.2f}"))
     head = "| dataset | " + " | ".join(c[1] for c in columns) + " |"
@@ -188,40 +195,39 @@ def format_table(results):
     return "\n".join(lines)
 
 
-def format_curve(results, temperatures):
-    """PSNR-Y of single samples per temperature (one sample per image), and bicubic."""
-    head = ("| dataset | " + " | ".join(f"T = {float(t):g}" for t in temperatures)
-            + " | bicubic |")
-    lines = [head, "|" + " --- |" * (len(temperatures) + 2)]
-    for name, r in results:
-        lines.append(f"| {name} | " + " | ".join(
-            f"{r[temperature_key(t)]:.2f}" for t in temperatures) + f" | {r['psnr_bicubic']:.2f} |")
-    return "\n".join(lines)
-
-
 def run(args):
-    """``cinn evaluate superres``: prints Markdown tables."""
+    """``cinn evaluate superres``: prints the posterior report per data set (Markdown),
+    writes the calibration plots to ``--out``."""
     model = infer.load(args.weights, args.scale)
-    temperature = infer.DEFAULT_TEMPERATURE if args.temperature is None else args.temperature
+    temperature = DEFAULT_TEMPERATURE if args.temperature is None else args.temperature
     if args.num_samples < 1:
         raise CinnError(f"-n must be at least 1, got {args.num_samples}")
-    temperatures = curve_temperatures(args, CURVE_TEMPERATURES)
+    sweep = curve_temperatures(args)
     div = int(getattr(args, "diversity_samples", 0) or 0)
     if div == 1 or div < 0:
         raise CinnError(f"--diversity-samples must be 0 (off) or at least 2, got {div}")
-    print(f"# superres {args.scale}x: {args.num_samples} samples per image at temperature "
-          f"{temperature:g}, seed {args.seed}; Y-channel metrics with a {args.scale}-pixel "
-          "border cropped" + (f"; NTIRE diversity score of {div} samples (squared error "
-                              "over 16x16 patches, RGB)" if div else ""), flush=True)
-    results = []
+    out = check_out_dir(getattr(args, "out", None) or "out")
+    n, s = args.num_samples, args.scale
+    print(f"# superres {s}x: N = {n} samples per image at temperature {temperature:g} and "
+          f"1, seed {args.seed}; {s}-pixel border cropped; CRPS and coverage per pixel and "
+          "channel (RGB, 0-255 grey levels), PSNR/SSIM on Y (BT.601); mean over images "
+          "[95 % bootstrap interval over images]" + (
+              f"; NTIRE diversity score of {div} samples (squared error over 16x16 "
+              "patches, RGB)" if div else ""), flush=True)
+    reports, extras = [], []
     for name, folder in datasets(args.data):
         t = time.time()
-        r = evaluate_folder(model, folder, args.num_samples, temperature, args.seed,
-                            args.limit, args.size, temperatures, div, show_progress=True)
-        results.append((name, r))
-        print(f"# {name}: {r['images']} images in {time.time() - t:.0f} s", flush=True)
-    print(format_table(results))
-    if temperatures:
-        print(f"\n# PSNR-Y of one sample per image at each temperature ({args.scale}x)")
-        print(format_curve(results, temperatures))
+        report, extra = evaluate_folder(model, folder, n, temperature, args.seed, args.limit,
+                                        args.size, sweep, div, show_progress=True)
+        reports.append((name, report))
+        extras.append((name, extra))
+        print(f"\n## {name}: {extra['images']} images in {time.time() - t:.0f} s", flush=True)
+        report.print(f"superres_x{s}", temperature, sweep, out, name, BASELINES)
+    if len(reports) > 1:
+        print(f"\n## all {len(reports)} data sets together "
+              f"({sum(e['images'] for _, e in extras)} images)")
+        merged = reports[0][1].merged([r for _, r in reports[1:]])
+        merged.print(f"superres_x{s}", temperature, sweep, out, "all", BASELINES)
+    print(f"\n# the samples at T = {temperature:g}: LR-consistency, diversity, block edges")
+    print(format_table(extras))
     return 0

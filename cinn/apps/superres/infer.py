@@ -4,13 +4,12 @@ import numpy as np
 from cinn.apps.common.images import pad_to_multiple
 from cinn.apps.common.pretrained import load_model
 from cinn.apps.common.tiling import decode_strips, strip_features
+from cinn.apps.superres import DEFAULT_TEMPERATURE
 from cinn.apps.superres.consistent import from_details, to_unit
 from cinn.apps.superres.resize import to_uint8, upscale as bicubic_upscale
 from cinn.errors import CinnError
 from cinn.sampling import check_sampling
 
-#: temperature of the samples when none is given (CLI and evaluation)
-DEFAULT_TEMPERATURE = 0.5
 
 
 def load(weights=None, scale=4):
@@ -64,8 +63,10 @@ def iter_upscale_float(model, rgb_uint8, n=4, temperature=DEFAULT_TEMPERATURE, s
     padded, _ = pad_to_multiple(lr, 2 ** model.num_down)
     c = to_unit(padded)[None]
     lr_unit = to_unit(lr)[None].astype(np.float64)
+    # bit_stable: the apps' promise, sample k the same bytes whatever N and the chunks
     for det in model.sample_chunks(c, n=n, temperature=temperature, seed=seed,
-                                   batch_size=batch_size, features=strip_features(model, c),
+                                   batch_size=batch_size, bit_stable=True,
+                                   features=strip_features(model, c),
                                    strips=decode_strips(model, c)):
         det = np.asarray(ops.convert_to_numpy(det))[:, :h, :w]
         for one in det:

@@ -22,6 +22,21 @@ from cinn.apps.superres.consistent import check_base, detail_channels
 
 register = keras.saving.register_keras_serializable(package="cinn_apps")
 
+#: defaults of the ``model`` section of the config
+DEFAULTS = {
+    "scale": 4,             # 2, 4 or 8
+    "base": "bicubic",      # the details' base image (consistent.base_lr): bicubic or consistent
+    "levels": 2,            # flow levels on the LR grid (HR/s, then squeezed: HR/2s, ...)
+    "blocks": 4,            # flow steps per level: ActNorm, 1x1 conv, injector, coupling
+    "subnet": {"hidden": 64, "depth": 2},  # coupling / injector / prior subnets
+    "cond_channels": 32,    # LR features fed to each level
+    "cond_hidden": 32,      # LR encoder width
+    "cond_blocks": 2,       # residual dense blocks of the LR encoder
+    "cond_growth": 16,      # their growth rate
+    "clamp": 2.0,
+    "seed": 0,
+}
+
 
 def _lrelu(x):
     return ops.leaky_relu(x, 0.2)
@@ -114,27 +129,31 @@ class SuperResINN(ConditionalINN):
         return {**super().get_config(), "scale": self.scale, "base": self.base}
 
 
-def build_model(cfg):
-    """A ``SuperResINN`` from the ``model`` section of the config."""
-    scale = int(cfg.get("scale", 4))
+def build_model(cfg=None):
+    """A ``SuperResINN`` from the ``model`` section of the config (see ``DEFAULTS``)."""
+    cfg = {**DEFAULTS, **(cfg or {})}
+    unknown = set(cfg) - set(DEFAULTS)
+    if unknown:
+        raise ValueError(f"unknown superres model option(s) {sorted(unknown)}; "
+                         f"known: {sorted(DEFAULTS)}")
+    scale = int(cfg["scale"])
     if scale not in (2, 4, 8):
         raise ValueError(f"scale must be 2, 4 or 8, got {scale}")
-    n_levels = int(cfg.get("levels", 2))
-    subnet = {"type": "conv", "hidden": int(cfg.get("hidden", 64)),
-              "depth": int(cfg.get("subnet_depth", 2))}
+    n_levels = int(cfg["levels"])
+    subnet = {"type": "conv", **dict(cfg["subnet"])}
     levels = []
     for i in range(n_levels):
         levels.append({"downsample": None if i == 0 else "squeeze", "transition": True,
-                       "blocks": int(cfg.get("blocks", 4)), "injector": True,
+                       "blocks": int(cfg["blocks"]), "injector": True,
                        "subnet": subnet,
                        "split": "prior" if i < n_levels - 1 else None})
     encoder = LREncoder(scales=[-i for i in range(n_levels)],
-                        channels=int(cfg.get("cond_channels", 32)),
-                        hidden=int(cfg.get("cond_hidden", 32)),
-                        blocks=int(cfg.get("cond_blocks", 2)),
-                        growth=int(cfg.get("cond_growth", 16)), name="lr_encoder")
-    return SuperResINN(scale=scale, base=cfg.get("base", "bicubic"),
+                        channels=int(cfg["cond_channels"]),
+                        hidden=int(cfg["cond_hidden"]),
+                        blocks=int(cfg["cond_blocks"]),
+                        growth=int(cfg["cond_growth"]), name="lr_encoder")
+    return SuperResINN(scale=scale, base=cfg["base"],
                        x_shape=(None, None, detail_channels(scale)),
                        cond_shape=(None, None, 3), levels=levels, cond_net=encoder,
-                       upscale=1, clamp=float(cfg.get("clamp", 2.0)), bin_width=1 / 255,
-                       seed=int(cfg.get("seed", 0)), name=f"superres_x{scale}")
+                       upscale=1, clamp=float(cfg["clamp"]), bin_width=1 / 255,
+                       seed=int(cfg["seed"]), name=f"superres_x{scale}")

@@ -1,7 +1,8 @@
 """``cinn train superres``: training data and model (evaluation: ``cinn.apps.superres.evaluate``)."""
 from functools import partial
 
-from cinn.apps.common.data import CropDataset, FixedDataset, center_crops, load_folder
+from cinn.apps.common.data import (DATA_DEFAULTS, CropDataset, FixedDataset, center_crops,
+                                   load_folder)
 from cinn.apps.superres import model as M
 from cinn.apps.superres.consistent import check_base, to_details, to_unit
 from cinn.apps.superres.resize import make_lr
@@ -27,17 +28,17 @@ def config_variant(args):
 def make_datasets(data_dir, cfg, seed=0):
     """Random ``crop`` x ``crop`` HR patches (train) and centre crops of the last
     ``val_images`` images (validation)."""
-    d, m = cfg["data"], cfg["model"]
-    scale = int(m.get("scale", 4))
-    mult = scale * 2 ** (int(m.get("levels", 2)) - 1)
-    crop, batch = int(d.get("crop", 96)), int(d.get("batch_size", 16))
+    d, m = {**DATA_DEFAULTS, **cfg["data"]}, {**M.DEFAULTS, **cfg["model"]}
+    scale = int(m["scale"])
+    mult = scale * 2 ** (int(m["levels"]) - 1)
+    crop, batch = int(d["crop"]), int(d["batch_size"])
     if crop % mult:
         raise CinnError(f"data.crop must be a multiple of {mult} for scale {scale}, got {crop}")
     images = load_folder(data_dir, min_size=crop // 2)
-    n_val = min(int(d.get("val_images", 16)), len(images) // 5)
+    n_val = min(int(d["val_images"]), len(images) // 5)
     train_imgs, val_imgs = (images[:-n_val], images[-n_val:]) if n_val else (images, [])
-    pair = partial(make_pair, scale=scale, base=check_base(m.get("base", "bicubic")))
-    train = CropDataset(train_imgs, pair, crop, batch, int(d.get("steps_per_epoch", 100)),
+    pair = partial(make_pair, scale=scale, base=check_base(m["base"]))
+    train = CropDataset(train_imgs, pair, crop, batch, int(d["steps_per_epoch"]),
                         seed=seed)
     if not val_imgs:
         return train, None

@@ -1,0 +1,419 @@
+"""Image density on MNIST / Fashion-MNIST: Glow and RealNVP configurations, trained by
+maximum likelihood, reported in test bits/dim as the literature counts them
+(``cinn.density``: uniform dequantisation, [0, 256) pixel space, per dimension).
+
+    python examples/mnist_density.py --model glow --data mnist --out runs/mnist_glow
+    python examples/mnist_density.py --out runs/mnist_glow --evaluate
+    python examples/mnist_density.py --model glow --conditional --out runs/mnist_cglow
+
+Training resumes from its run folder (``checkpoints/``, ``config.json``): run the same
+command again after a kill. Every epoch appends the test bits/dim and the training
+time so far to ``OUT/history.csv``. ``--conditional``: class-conditional flow (the
+one-hot label broadcast to every level), bits/dim given the label. ``--smoke``: a
+tiny model on 512 images for a few steps (seconds).
+"""
+import argparse
+import csv
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+import cinn  # before Keras: cinn sets the backend's CPU flags
+
+DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "density"
+HISTORY_FIELDS = ["epoch", "step", "train_seconds", "train_bpd", "test_bpd"]
+CONFIG_KEYS = ("model", "data", "levels", "steps", "hidden", "batch", "lr", "epochs",
+               "conditional", "seed", "smoke")
+
+
+class UsageError(Exception):
+    pass
+
+
+def load(data, root=DATA):
+    path = Path(root) / f"{data}.npz"
+    if not path.is_file():
+        raise UsageError(f"{path}: no such data file")
+    d = np.load(path)
+    return d["x_train"], d["y_train"], d["x_test"], d["y_test"]
+
+
+def read_history(out):
+    path = Path(out) / "history.csv"
+    if not path.is_file():
+        return []
+    with open(path) as f:
+        return [{k: float(v) for k, v in row.items()} for row in csv.DictReader(f)]
+
+
+def _clock(out):
+    path = Path(out) / "clock.json"
+    return json.loads(path.read_text())["train_seconds"] if path.is_file() else 0.0
+
+
+def make_callback(out, x_test, y_test, conditional, eval_n):
+    """Keras callback: training seconds (cumulative over resumed runs, in
+    ``clock.json``) and, at every epoch end, test bits/dim into ``history.csv``."""
+    import keras
+
+    from cinn.density import test_bits_per_dim
+
+    class Record(keras.callbacks.Callback):
+        def on_train_begin(self, logs=None):
+            self.seconds = _clock(out)
+            self.t0 = time.perf_counter()
+
+        def _tick(self):
+            now = time.perf_counter()
+            self.seconds += now - self.t0
+            self.t0 = now
+            (Path(out) / "clock.json").write_text(json.dumps({"train_seconds": self.seconds}))
+
+        def on_train_batch_end(self, batch, logs=None):
+            if batch % 50 == 0:
+                self._tick()
+
+        def on_epoch_end(self, epoch, logs=None):
+            self._tick()
+            bpd = test_bits_per_dim(self.model, x_test[:eval_n],
+                                    y_test[:eval_n] if conditional else None)
+            step = int(keras.ops.convert_to_numpy(self.model.optimizer.iterations))
+            row = {"epoch": epoch + 1, "step": step, "train_seconds": round(self.seconds, 1),
+                   "train_bpd": round(float((logs or {}).get("loss", np.nan)), 5),
+                   "test_bpd": round(float(np.mean(bpd)), 5)}
+            path = Path(out) / "history.csv"
+            new = not path.is_file()
+            with open(path, "a", newline="") as f:
+                w = csv.DictWriter(f, fieldnames=HISTORY_FIELDS)
+                if new:
+                    w.writeheader()
+                w.writerow(row)
+            print(f"[mnist_density] epoch {row['epoch']}: test {row['test_bpd']:.4f} bits/dim"
+                  f" after {row['train_seconds'] / 3600:.2f} h of training", flush=True)
+            self.t0 = time.perf_counter()  # evaluation time is not training time
+
+    return Record()
+
+
+def config_from_args(args, out):
+    """The run's configuration: ``config.json`` of the run folder if there is one (a
+    resumed run keeps its own), else the arguments, written there."""
+    path = out / "config.json"
+    given = {k: getattr(args, k) for k in CONFIG_KEYS}
+    if path.is_file():
+        cfg = json.loads(path.read_text())
+        if args.epochs is not None:
+            cfg["epochs"] = args.epochs  # a run may be extended
+        return cfg
+    if args.evaluate:
+        raise UsageError(f"{out}: no config.json (train there first)")
+    if given["epochs"] is None:
+        given["epochs"] = 2 if args.smoke else 30
+    out.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(given, indent=1))
+    return given
+
+
+def build(cfg):
+    from cinn.density import image_flow
+
+    return image_flow(cfg["model"], (28, 28, 1), cfg["levels"], cfg["steps"], cfg["hidden"],
+                      num_classes=10 if cfg["conditional"] else None, seed=cfg["seed"])
+
+
+def load_trained(out):
+    """The model of a run folder: ``model.keras`` (written at every epoch end), else
+    the newest checkpoint."""
+    import keras
+
+    import cinn.density  # noqa: F401 - registers the label broadcast for loading
+    from cinn.callbacks import Checkpoints
+
+    cfg = json.loads((out / "config.json").read_text())
+    if (out / "model.keras").is_file():
+        return cfg, keras.saving.load_model(out / "model.keras", compile=False)
+    model = build(cfg)
+    model.compile(optimizer=keras.optimizers.Adam(cfg["lr"]))
+    if Checkpoints(out / "checkpoints").restore(model) is None:
+        raise UsageError(f"{out}: no checkpoint or model.keras (train there first)")
+    return cfg, model
+
+
+def train(cfg, out, x_train, y_train, x_test, y_test):
+    import keras
+
+    from cinn.density import one_hot, pixel_centres
+    from cinn.training import train as fit
+
+    keras.utils.set_random_seed(cfg["seed"])
+    model = build(cfg)
+    x = pixel_centres(x_train)
+    c = one_hot(y_train) if cfg["conditional"] else None
+    eval_n = 256 if cfg["smoke"] else len(x_test)
+    # ActNorm from the data here: cinn.training.first_batch misreads (x,) batches
+    model.initialize(x[:256], None if c is None else c[:256])
+    rec = make_callback(out, x_test, y_test, cfg["conditional"], eval_n)
+    fit(model, (x, c), epochs=cfg["epochs"], learning_rate=cfg["lr"], batch_size=cfg["batch"],
+        out_dir=out, checkpoint_every=200, callbacks=[rec], verbose=2, tensorboard=False,
+        seed=cfg["seed"], lr_schedule="cosine", min_lr_ratio=0.1)
+    return model
+
+
+def evaluate(model, cfg, x_test, y_test, seeds=(0,)):
+    from cinn.density import test_bits_per_dim
+
+    res = []
+    for s in seeds:
+        bpd = test_bits_per_dim(model, x_test, y_test if cfg["conditional"] else None, seed=s)
+        res.append(float(np.mean(bpd)))
+    return res
+
+
+# -- figures -----------------------------------------------------------------
+#: the ten corruptions of the NICE paper's MAP-inpainting figure: name -> hidden mask
+CORRUPTIONS = ("top rows", "bottom rows", "odd pixels", "even pixels", "left side",
+               "right side", "middle vertically", "middle horizontally", "75% random",
+               "90% random")
+
+
+def hidden_mask(name, size=28, rng=None):
+    """Boolean (size, size): True where ``name`` hides a pixel. Halves for the sides
+    and rows, the middle half of the columns ("middle vertically") or rows ("middle
+    horizontally"), every other pixel in raster order for odd/even pixels."""
+    r, c = np.mgrid[:size, :size]
+    half, q = size // 2, size // 4
+    raster = r * size + c
+    masks = {"top rows": r < half, "bottom rows": r >= half,
+             "odd pixels": raster % 2 == 1, "even pixels": raster % 2 == 0,
+             "left side": c < half, "right side": c >= half,
+             "middle vertically": (c >= q) & (c < size - q),
+             "middle horizontally": (r >= q) & (r < size - q)}
+    if name in masks:
+        return masks[name]
+    frac = {"75% random": 0.75, "90% random": 0.9}[name]
+    rng = rng or np.random.default_rng(0)
+    return rng.random((size, size)) < frac
+
+
+def tile(images, rows, cols, scale=2, gap=2, bg=255):
+    """(rows * cols, H, W[, 1]) in [0, 1] -> one grey uint8 picture, nearest-upscaled."""
+    import cv2
+
+    ims = np.clip(np.asarray(images, np.float32).reshape(rows * cols, *np.shape(images)[1:3]),
+                  0, 1)
+    h, w = ims.shape[1] * scale, ims.shape[2] * scale
+    out = np.full((rows * (h + gap) - gap, cols * (w + gap) - gap), bg, np.uint8)
+    for k, im in enumerate(ims):
+        i, j = divmod(k, cols)
+        big = cv2.resize((im * 255).round().astype(np.uint8), (w, h),
+                         interpolation=cv2.INTER_NEAREST)
+        out[i * (h + gap):i * (h + gap) + h, j * (w + gap):j * (w + gap) + w] = big
+    return out
+
+
+def _rgb(grey):
+    return np.repeat(grey[..., None], 3, axis=2)
+
+
+def _titled(img, title, left=0):
+    pad = np.full((22, img.shape[1], 3), 255, np.uint8)
+    from density_2d import put
+
+    put(pad, title, (left + 4, 15))
+    return np.concatenate([pad, img], axis=0)
+
+
+def class_samples(model, out_png, temperatures=(0.7, 1.0), n=10, seed=0):
+    """Per class (rows 0-9) ``n`` samples at each temperature, side by side."""
+    from cinn.density import one_hot
+    from density_2d import save_png
+
+    c = one_hot(np.arange(10))
+    panels = []
+    for t in temperatures:
+        s = np.asarray(model.sample(c, n=n, temperature=t, seed=seed))
+        panels.append(_titled(_rgb(tile(s.reshape(-1, 28, 28), 10, n)), f"temperature {t}"))
+    gap = np.full((panels[0].shape[0], 12, 3), 255, np.uint8)
+    save_png(out_png, np.concatenate([panels[0], gap, *panels[1:]], axis=1))
+
+
+def style_transfer(model, x_test, y_test, out_png, count=8):
+    """Encode test digits with their label, decode each ``z`` with labels 0-9."""
+    from cinn.density import one_hot, pixel_centres
+    from density_2d import save_png
+
+    idx = [int(np.flatnonzero(y_test == d)[0]) for d in range(count)]
+    x = pixel_centres(x_test[idx])
+    z, _ = model.encode(x, one_hot(y_test[idx]))
+    z = np.asarray(z)
+    rows = []
+    for k in range(count):
+        zz = np.repeat(z[k:k + 1], 10, axis=0)
+        dec = np.asarray(model.decode(zz, one_hot(np.arange(10))))
+        rows.append(np.concatenate([x[k:k + 1], np.ones_like(x[:1]), dec], 0))
+    img = _rgb(tile(np.concatenate(rows).reshape(-1, 28, 28), count, 12))
+    save_png(out_png, _titled(img, "input  |  decoded with label 0 1 2 ... 9"))
+
+
+def map_inpainting(model, x_test, x_train, out_png, n=20, steps=300, lr=0.01):
+    """The ten corruptions on ``n`` test digits: MAP by gradient ascent (init: the
+    mean training image), PSNR over the hidden pixels against the mean-image fill."""
+    from cinn.density import pixel_centres
+    from cinn.map_inpainting import inpaint_map, psnr_hidden
+    from density_2d import save_png
+
+    x = pixel_centres(x_test[:n])
+    mean = pixel_centres(x_train).mean(axis=0)
+    rng = np.random.default_rng(0)
+    masks = np.stack([~hidden_mask(name, 28, rng) for name in CORRUPTIONS])[..., None]
+    xs = np.repeat(x[None], len(CORRUPTIONS), 0).reshape(-1, 28, 28, 1)
+    obs = np.repeat(masks[:, None], n, 1).reshape(-1, 28, 28, 1)
+    init = np.broadcast_to(mean, xs.shape)
+    fill = np.where(obs, xs, init)
+    t0 = time.perf_counter()
+    out, trace = inpaint_map(model, xs, obs, steps=steps, lr=lr, init=init, history=True)
+    sec = time.perf_counter() - t0
+    p_fill = psnr_hidden(xs, fill, obs).reshape(len(CORRUPTIONS), n)
+    p_map = psnr_hidden(xs, out, obs).reshape(len(CORRUPTIONS), n)
+    table = {name: {"mean_fill_psnr": float(p_fill[i].mean()), "map_psnr": float(p_map[i].mean())}
+             for i, name in enumerate(CORRUPTIONS)}
+    # figure: per corruption one row of 3 digits, each original | corrupted | MAP
+    show = 3
+    rows = []
+    for i in range(len(CORRUPTIONS)):
+        k = slice(i * n, i * n + show)
+        corrupted = np.where(obs[k], xs[k], 0.5)
+        trip = np.stack([xs[k], corrupted, out[k]], 1).reshape(-1, 28, 28)
+        rows.append(trip)
+    strips = [tile(np.concatenate(rows).reshape(len(CORRUPTIONS), show, 3, 28, 28)[:, j]
+                   .reshape(-1, 28, 28), len(CORRUPTIONS), 3) for j in range(show)]
+    sep = np.full((strips[0].shape[0], 10), 255, np.uint8)
+    parts = [strips[0]]
+    for strip in strips[1:]:
+        parts += [sep, strip]
+    img = _rgb(np.concatenate(parts, 1))
+    left = 150
+    lab = np.full((img.shape[0], left, 3), 255, np.uint8)
+    from density_2d import put
+
+    step = img.shape[0] / len(CORRUPTIONS)
+    for i, name in enumerate(CORRUPTIONS):
+        put(lab, f"{name}", (4, int((i + 0.5) * step) + 2), 0.42)
+        put(lab, f"{p_fill[i].mean():.1f} -> {p_map[i].mean():.1f} dB",
+            (4, int((i + 0.5) * step) + 18), 0.38, (90, 90, 90))
+    pic = _titled(np.concatenate([lab, img], 1), "original | corrupted | MAP  (x3 digits)",
+                  left)
+    save_png(out_png, pic)
+    return table, {"log_p_start": trace[0], "log_p_end": trace[-1], "seconds": sec,
+                   "steps": steps, "lr": lr, "digits": n}
+
+
+def sibling_runs(out, cfg):
+    """{label: folder} of the unconditional runs on ``cfg``'s data beside ``out``
+    (its parent's folders with a ``config.json``), ``out`` included."""
+    runs = {}
+    for folder in sorted({Path(out), *Path(out).parent.iterdir()}):
+        path = folder / "config.json"
+        if not path.is_file():
+            continue
+        other = json.loads(path.read_text())
+        if other.get("data") == cfg["data"] and not other.get("conditional"):
+            runs[f"{other['model']} ({folder.name})"] = folder
+    return runs
+
+
+def bpd_curve(runs, out_png, title="MNIST"):
+    """Test bits/dim against training hours of the run folders ``runs`` {label: dir}."""
+    from density_2d import line_chart, save_png
+
+    series, xs = {}, {}
+    for label, folder in runs.items():
+        hist = read_history(folder)
+        if hist:
+            series[label] = [h["test_bpd"] for h in hist]
+            xs[label] = [h["train_seconds"] / 3600 for h in hist]
+    if not series:
+        raise UsageError("no history.csv in the run folders")
+    save_png(out_png, line_chart(series, xs, "training hours (2-core CPU)", "test bits/dim",
+                                 title, size=(620, 380), logx=False,
+                                 hlines=[(1.05, "Glow (published) 1.05"),
+                                         (1.10, "goal 1.10")]))
+
+
+def figures(model, cfg, out, fig_dir, x_train, x_test, y_test, smoke=False):
+    """The pictures of a trained run into ``fig_dir``; a JSON of its figures in ``out``."""
+    fig_dir = Path(fig_dir)
+    if cfg["conditional"]:
+        class_samples(model, fig_dir / "mnist_cond_samples.png")
+        style_transfer(model, x_test, y_test, fig_dir / "mnist_style_transfer.png")
+        print(f"wrote {fig_dir / 'mnist_cond_samples.png'} and "
+              f"{fig_dir / 'mnist_style_transfer.png'}")
+        return
+    n, steps = (4, 5) if smoke else (20, 300)
+    table, info = map_inpainting(model, x_test, x_train, fig_dir / "mnist_map_inpainting.png",
+                                 n=n, steps=steps)
+    (out / "map_inpainting.json").write_text(json.dumps({"psnr": table, **info}, indent=1))
+    print(f"MAP inpainting, {n} test digits, {steps} Adam steps (lr {info['lr']}); "
+          f"mean log p {info['log_p_start']:.1f} -> {info['log_p_end']:.1f} nats")
+    print("| corruption | mean-image fill PSNR (dB) | MAP PSNR (dB) |")
+    for name, r in table.items():
+        print(f"| {name} | {r['mean_fill_psnr']:.2f} | {r['map_psnr']:.2f} |")
+    bpd_curve(sibling_runs(out, cfg), fig_dir / f"{cfg['data']}_bpd_curve.png",
+              cfg["data"].replace("_", "-").replace("mnist", "MNIST").replace("fashion", "Fashion"))
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--model", choices=["glow", "realnvp"], default="glow")
+    p.add_argument("--data", choices=["mnist", "fashion_mnist"], default="mnist")
+    p.add_argument("--out", required=True, help="run folder (resumed if it exists)")
+    p.add_argument("--levels", type=int, default=2)
+    p.add_argument("--steps", type=int, default=8, help="flow steps per level")
+    p.add_argument("--hidden", type=int, default=96, help="channels of the coupling subnets")
+    p.add_argument("--batch", type=int, default=64)
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--epochs", type=int, default=None, help="default 30 (cosine schedule)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--conditional", action="store_true", help="class-conditional flow")
+    p.add_argument("--evaluate", action="store_true", help="only print the test bits/dim")
+    p.add_argument("--eval-seeds", type=int, default=1, help="dequantisation draws averaged")
+    p.add_argument("--figures", metavar="DIR", help="also write the run's pictures into DIR "
+                   "(unconditional: MAP inpainting and the bits/dim curve; conditional: "
+                   "class samples and style transfer)")
+    p.add_argument("--smoke", action="store_true", help="tiny model, 512 images, seconds")
+    p.add_argument("--data-root", default=str(DATA), help=argparse.SUPPRESS)
+    p.error = lambda msg: (print(f"cinn: error: {msg}", file=sys.stderr), sys.exit(2))
+    args = p.parse_args(argv)
+    try:
+        out = Path(args.out)
+        if args.smoke:
+            args.levels, args.steps, args.hidden, args.batch = 2, 1, 8, 32
+        cfg = config_from_args(args, out)
+        x_train, y_train, x_test, y_test = load(cfg["data"], args.data_root)
+        if cfg["smoke"]:
+            x_train, y_train, x_test, y_test = x_train[:512], y_train[:512], x_test[:256], y_test[:256]
+        if not args.evaluate:
+            train(cfg, out, x_train, y_train, x_test, y_test)
+        cfg, model = load_trained(out)
+        bpd = evaluate(model, cfg, x_test, y_test, seeds=range(args.eval_seeds))
+        given = " given the label" if cfg["conditional"] else ""
+        hours = _clock(out) / 3600
+        print(f"{cfg['model']} {cfg['data']}: test {np.mean(bpd):.4f} bits/dim{given} "
+              f"({len(x_test)} images, {len(bpd)} dequantisation draw(s); "
+              f"{hours:.2f} h of training)")
+        (out / "result.json").write_text(json.dumps(
+            {"test_bpd": float(np.mean(bpd)), "draws": bpd, "train_hours": hours,
+             "images": len(x_test)}, indent=1))
+        if args.figures:
+            figures(model, cfg, out, args.figures, x_train, x_test, y_test, cfg["smoke"])
+    except UsageError as err:
+        print(f"cinn: error: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
