@@ -550,12 +550,15 @@ class ConditionalINN(keras.Model):
         Decoding: each chunk of ``batch_size`` samples in one pass of the compiled
         decode (batched). A convolution or matrix product may round differently for
         another batch size, so a sample may then differ in its last float bits
-        (none did on the 2-core CPU, TensorFlow and JAX, ``docs/speed.md``).
+        (none did in the measurements on the 2-core CPU, TensorFlow and JAX).
         ``bit_stable=True``: every sample decoded on its own, bit for bit the same
-        whatever ``batch_size`` and ``n`` (one pass per sample: on the 2-core CPU
-        batched decoding of 64x64 colorization samples is 1.9-6x faster at N = 8-32,
-        ``docs/speed.md``; on a GPU, where a pass of a few small images costs about
-        what one image costs, one pass per sample wastes most of the device).
+        whatever ``batch_size`` and ``n``, at one pass per sample. Batched decoding
+        of the shipped models' samples (64x64 colorization, 4x super-resolution of
+        16x16) on the 2-core CPU: 1.5-4.3x the samples per second at N = 8 and
+        2.4-9.1x at N = 32 (TensorFlow and JAX; ``docs/speed.md``). On a GPU a pass
+        of a few small samples is bound by kernel launches, not arithmetic (a pass
+        of 32 colorization samples: 5.75 ms on an H200, 1% of its peak), so one
+        pass per sample divides the rate by up to the batch size there.
 
         ``n``, ``temperature`` and ``seed`` are checked by
         ``cinn.sampling.check_sampling``. ``features``: the condition features of ``c``

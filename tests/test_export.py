@@ -156,6 +156,7 @@ def exported(jax_saved):
     """The JAX-saved model loaded under TensorFlow, exported, and reloaded in a
     fresh TensorFlow-only process; returns (model, inputs, outputs, report, cli text)."""
     import cinn.conditioning  # noqa: F401 - registers ConditionNet for loading
+    import cinn.model  # noqa: F401 - registers ConditionalINN (import cinn is lazy)
     from cinn.export import export_model
 
     tmp = jax_saved

@@ -233,6 +233,11 @@ class GlobalCondNet(keras.layers.Layer):
         self.net = ConditionNet(self.scales, channels=4, hidden=8, trunk_blocks=0)
         self.vec = keras.layers.Dense(6, name="vec")
 
+    def build(self, c_shape):
+        self.net.build(c_shape)
+        self.vec.build((c_shape[0], c_shape[-1]))
+        self.built = True
+
     def call(self, c):
         return list(self.net(c)) + [self.vec(keras.ops.mean(c, axis=(1, 2)))]
 

@@ -66,12 +66,10 @@ def config_path(name):
 
 def schema(app):
     """``{section: {key: default}}`` of ``app``'s configs (see the module docstring)."""
-    from cinn.apps.common.train import TRAIN_DEFAULTS
-
     data = dict(_defaults("cinn.apps.common.data", "DATA_DEFAULTS"))
     data.update(_defaults(f"cinn.apps.{app}.task", "DATA_DEFAULTS", required=False) or {})
     return {"model": _defaults(f"cinn.apps.{app}.model", "DEFAULTS"), "data": data,
-            "train": dict(TRAIN_DEFAULTS)}
+            "train": dict(_defaults("cinn.apps.common.train", "TRAIN_DEFAULTS"))}
 
 
 def _defaults(module, name, required=True):

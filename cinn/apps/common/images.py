@@ -1,5 +1,6 @@
 """Reading and writing images with clear errors, padding, grids, colour spaces."""
 import io
+import logging
 import os
 import sys
 import warnings
@@ -68,9 +69,12 @@ def _quiet_decode(data):
 
 def exif_orientation(data):
     """The EXIF orientation tag (1-8) of encoded image bytes; 1 when there is none."""
+    log = logging.getLogger("PIL")   # Pillow logs what it cannot decode ("More
+    level = log.level                 # samples per pixel than can be decoded")
     try:
         from PIL import Image
 
+        log.setLevel(logging.CRITICAL + 1)
         with warnings.catch_warnings():   # "Corrupt EXIF data", DecompressionBomb...:
             warnings.simplefilter("ignore")   # unreadable EXIF is no EXIF
             with Image.open(io.BytesIO(data.tobytes() if hasattr(data, "tobytes")
@@ -78,6 +82,8 @@ def exif_orientation(data):
                 value = int(im.getexif().get(0x0112, 1))
     except Exception:  # noqa: BLE001 - no readable EXIF: as stored
         return 1
+    finally:
+        log.setLevel(level)
     return value if value in _ORIENT else 1
 
 
