@@ -217,3 +217,11 @@ STILL_NEEDED = {
     "logs_for_multi_worker_reduce": _probe_logs_are_reduced_along_axis_0,
     "clip_after_all_reduce": _probe_clipping_precedes_the_all_reduce,
 }
+
+
+def sublayers(layer, recursive=True):
+    """Every layer inside ``layer`` (not itself), depth first; only the direct ones
+    when ``recursive`` is false. Keras 3 has no public walk over a plain ``Layer``'s
+    sub-layers (``Model.layers`` is one level of a model only), so this calls its
+    ``_flatten_layers``, the method Keras' own ``Layer.weights`` walks with."""
+    return list(layer._flatten_layers(include_self=False, recursive=recursive))

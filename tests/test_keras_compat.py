@@ -99,3 +99,20 @@ def test_a_missing_private_hook_names_the_workaround():
 
     with pytest.raises(CinnError, match="clip_after_all_reduce"):
         compat.clip_after_all_reduce(object())
+
+
+def test_sublayers_walks_a_plain_layer():
+    """``sublayers``: the nested layers of a plain ``Layer`` (no public walk in Keras)."""
+    import keras
+
+    from cinn._keras_compat import sublayers
+
+    class Outer(keras.layers.Layer):
+        def __init__(self):
+            super().__init__()
+            self.inner = keras.Sequential([keras.layers.Dense(2, name="d1")], name="seq")
+            self.head = keras.layers.Dense(1, name="head")
+
+    outer = Outer()
+    assert {layer.name for layer in sublayers(outer)} >= {"seq", "d1", "head"}
+    assert {layer.name for layer in sublayers(outer, recursive=False)} == {"seq", "head"}

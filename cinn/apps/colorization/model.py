@@ -14,6 +14,7 @@ from cinn import ConditionalINN
 from cinn.apps.colorization.global_net import GlobalConditionNet
 from cinn.apps.colorization.regressor import ColorizationRegressor, MeanHead
 from cinn.apps.common.condnet import build_cond_net
+from cinn._keras_compat import sublayers
 from cinn.conditioning import space_to_depth
 
 #: architecture defaults (``configs/colorization.yaml``'s ``model`` section overrides)
@@ -156,7 +157,7 @@ def build_model(cfg=None):
 
 
 def _named_layers(layer):
-    return {sub.name: sub for sub in layer._flatten_layers(include_self=False)}
+    return {sub.name: sub for sub in sublayers(layer)}
 
 
 def init_levels(model, path):
@@ -177,7 +178,7 @@ def init_levels(model, path):
     if net is not None and source.cond_net is not None:
         theirs, ours = _named_layers(source.cond_net), _named_layers(net)
         pairs += [(ours.get(name), layer) for name, layer in theirs.items()
-                  if not layer._flatten_layers(include_self=False, recursive=False)]
+                  if not sublayers(layer, recursive=False)]
     for dst, src in pairs:
         if dst is None or not src.weights:
             continue
