@@ -63,8 +63,8 @@ def load_folder(folder, min_size=2, keep=None, limit=None, left_out="left out"):
     if not images:
         why = [f"{n} {what}" for n, what in ((skipped, "unreadable or too small"),
                                             (refused, left_out)) if n]
-        raise CinnError(f"{folder}: no usable images (of {len(paths)} image files: "
-                        f"{', '.join(why)})")
+        raise CinnError(f"{folder}: no usable images among its {len(paths)} image files: "
+                        f"{', '.join(why)}")
     return images
 
 
