@@ -43,10 +43,10 @@ def run(args):
     local_temperature = args.local_temperature
     if local_temperature is not None and not 0 <= local_temperature < float("inf"):
         raise CinnError(f"--local-temperature must be a number >= 0, got {local_temperature}")
-    out = check_out_dir(args.out)
     images = [read_image(path) for path in args.images]  # fail early
     for path, rgb in zip(args.images, images):
         check_pixels(path, rgb.shape[:2], args.max_megapixels)
+    out = check_out_dir(args.out)  # inputs first: a bad input leaves no folder behind
     names = distinct_names([image_name(path) for path in args.images])
     model = load_model("colorization", args.weights)
     for name, rgb in zip(names, images):
