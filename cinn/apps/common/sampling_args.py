@@ -63,6 +63,8 @@ def check_inputs(args):
                                 f"{', '.join(SKIMAGE_PICTURES)}")
             continue
         hw = read_image(path, min_size=1).shape[:2]
+        if min(hw) < 2:
+            raise CinnError(f"{path}: image is {hw[1]}x{hw[0]} pixels; at least 2x2 is needed")
         if limit is not None:
             check_pixels(path, hw, limit, "the input" if scale != 1 else "image", scale)
         sizes[text] = hw
