@@ -268,6 +268,59 @@ def test_cli_missing_weights_file_is_one_line(tmp_path, capsys):
     assert not (tmp_path / "out").exists()
 
 
+def test_cli_usage_errors_answer_before_keras_is_imported(tmp_path):
+    """Each bad ``cinn export`` command line is one ``cinn: error:`` line, given before
+    Keras, TensorFlow or JAX is imported (as every other command's), and writes nothing."""
+    weights = tmp_path / "model.keras"
+    weights.write_bytes(b"not checked before Keras")   # exists: the later checks run
+    full = tmp_path / "full"
+    full.mkdir()
+    (full / "notes.txt").write_text("keep")
+    (tmp_path / "taken").write_text("mine")
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o500)
+    w = ["--weights", str(weights)]
+    cases = [
+        (["export", "nowhere", "--out", str(tmp_path / "o")], "invalid choice"),
+        (["export", "inpainting"], "--out"),
+        (["export", "inpainting", "--out", str(tmp_path / "o"), "--weights",
+          str(tmp_path / "none.keras")], "no such model file"),
+        (["export", "inpainting", "--out", str(tmp_path / "o"), "--weights",
+          str(full)], "no such model file"),                 # a folder without model.keras
+        (["export", "inpainting", "--out", str(tmp_path / "o"), "--scale", "8", *w],
+         "superres only"),
+        (["export", "superres", "--out", str(tmp_path / "o"), "--scale", "3", *w], "--scale"),
+        (["export", "inpainting", "--out", str(tmp_path / "taken"), *w], "not a folder"),
+        (["export", "inpainting", "--out", str(tmp_path / "taken" / "o"), *w], "not a folder"),
+        (["export", "inpainting", "--out", str(full), *w], "--overwrite"),
+    ]
+    if os.geteuid() != 0:                                    # root writes anywhere
+        cases.append((["export", "inpainting", "--out", str(locked / "o"), *w],
+                       "cannot write"))
+    script = (
+        "import json, sys\n"
+        "from cinn.cli import main\n"
+        "argv, heavy = json.loads(sys.argv[1]), ('keras', 'tensorflow', 'jax')\n"
+        "rc = main(argv)\n"
+        "print(json.dumps([rc, [m for m in heavy if m in sys.modules]]))\n")
+    try:
+        for argv, word in cases:
+            run = subprocess.run([sys.executable, "-c", script, json.dumps(argv)],
+                                 capture_output=True, text=True, timeout=120, cwd=tmp_path,
+                                 env=_env())
+            rc, imported = json.loads(run.stdout.strip().splitlines()[-1])
+            err = run.stderr.strip()
+            assert rc == 1 and err.startswith("cinn: error: ") and "\n" not in err, (argv, err)
+            assert word in err, (argv, err)
+            assert imported == [], (argv, imported)
+    finally:
+        locked.chmod(0o700)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["full", "locked", "model.keras",
+                                                          "taken"]
+    assert [p.name for p in full.iterdir()] == ["notes.txt"] and not any(locked.iterdir())
+
+
 @on_tf  # the check is backend-independent; JAX compiles slowly on CPU
 def test_cli_wrong_app_is_one_line(tmp_path, capsys):
     from cinn.apps.inpainting.model import build_model

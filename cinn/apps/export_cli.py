@@ -26,7 +26,38 @@ def add_command(sub):
                    "against --weights)")
     p.add_argument("--overwrite", action="store_true",
                    help="write into --out even if it is a folder that is not empty")
-    p.set_defaults(func=run)
+    p.set_defaults(func=run, check=check)
+
+
+def check(args):
+    """``cinn export``'s checks before Keras is imported (one-line ``CinnError``s):
+    ``--scale`` only with superres, the model file exists, ``--out`` is a folder (or
+    can be made: its nearest existing parent is a folder one may write in), empty
+    unless ``--overwrite``. Nothing is written: a refused export leaves no folder."""
+    from cinn.apps.common.pretrained import weights_path
+    from cinn.errors import CinnError
+
+    if args.scale and args.app != "superres":
+        raise CinnError("--scale is an option of superres only")
+    weights_path(args.app, args.weights,
+                 None if args.scale in (None, 4) else f"x{args.scale}")
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise CinnError(f"--out {out}: exists and is not a folder")
+    if out.is_dir():
+        if any(out.iterdir()) and not args.overwrite:
+            raise CinnError(f"{out}: the folder is not empty; pass --overwrite to write "
+                            "the SavedModel into it anyway, or choose another --out")
+        writable = out
+    else:
+        writable = out.absolute().parent
+        while not writable.exists():
+            writable = writable.parent
+        if not writable.is_dir():
+            raise CinnError(f"--out {out}: cannot make the folder ({writable} is not a "
+                            "folder)")
+    if not os.access(writable, os.W_OK | os.X_OK):
+        raise CinnError(f"--out {out}: cannot write in {writable} (permission denied)")
 
 
 def app_functions(app, model):
@@ -62,7 +93,7 @@ def _rerun_on_tensorflow(args):
     if args.overwrite:
         argv += ["--overwrite"]
     env = {**os.environ, "KERAS_BACKEND": "tensorflow"}
-    root = str(Path(__file__).resolve().parent.parent)
+    root = str(Path(__file__).resolve().parents[2])   # the folder holding cinn/
     env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
     return subprocess.call([sys.executable, "-m", "cinn.cli", *argv], env=env)
 
@@ -72,17 +103,10 @@ def run(args):
     import keras
 
     from cinn.apps.common.pretrained import load_model
-    from cinn.errors import CinnError
 
+    check(args)   # cinn.cli.main ran it before Keras; again for callers of run alone
     out = Path(args.out)
-    if out.exists() and not out.is_dir():
-        raise CinnError(f"{out}: exists and is not a folder")
-    if out.is_dir() and any(out.iterdir()) and not args.overwrite:
-        raise CinnError(f"{out}: the folder is not empty; pass --overwrite to write the "
-                        "SavedModel into it anyway, or choose another --out")
-    # load first: a missing file or a model of another app fails here, on any backend
-    if args.scale and args.app != "superres":
-        raise CinnError("--scale is an option of superres only")
+    # load first: a model of another app or a damaged file fails here, on any backend
     if args.scale:
         model = importlib.import_module("cinn.apps.superres.infer").load(args.weights, args.scale)
     else:
