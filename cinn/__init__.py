@@ -1,19 +1,22 @@
 """cinn: conditional invertible neural networks on Keras 3 (TensorFlow or JAX).
 
 ``import cinn`` changes nothing global and imports no backend: the names below load
-on first use (PEP 562). ``cinn.tune_cpu()``, called before Keras or JAX are imported,
-applies cinn's XLA CPU tuning (``cinn/_xla_cpu.py``); the ``cinn`` command line
-calls it itself.
+on first use (PEP 562). ``cinn.load_model(path)`` loads a saved ``.keras`` model (it
+imports the modules that register cinn's Keras classes first). ``cinn.tune_cpu()``,
+called before Keras or JAX are imported, applies cinn's XLA CPU tuning
+(``cinn/_xla_cpu.py``); the ``cinn`` command line calls it itself.
 """
 import importlib
 
 __version__ = "0.1.0"
 
 #: public name -> the module that defines it
-_NAMES = {"ConditionalINN": "cinn.model", "CinnError": "cinn.errors"}
+_NAMES = {"ConditionalINN": "cinn.model", "CinnError": "cinn.errors",
+          "load_model": "cinn.saving"}
 _SUBMODULES = ("blocks", "conditioning", "subnets", "diagnostics", "density",
                "map_inpainting")
-__all__ = ["ConditionalINN", "CinnError", *_SUBMODULES, "tune_cpu", "__version__"]
+__all__ = ["ConditionalINN", "CinnError", "load_model", *_SUBMODULES, "tune_cpu",
+           "__version__"]
 
 
 def tune_cpu():

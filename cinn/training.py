@@ -274,10 +274,11 @@ def _warm_start(model, init, initial_step, spe, epochs):
 
 
 def copy_weights(source, model):
-    """Copy every weight of ``source`` (a model, or a ``.keras`` file of one whose
-    classes are registered) into ``model``, which must have the same architecture:
+    """Copy every weight of ``source`` (a model, or a ``.keras`` file of one, loaded
+    with ``cinn.load_model``) into ``model``, which must have the same architecture:
     the same number of weights with the same shapes, else ``CinnError``."""
     from cinn.errors import CinnError
+    from cinn.saving import load_model
 
     name = "the source model"
     if isinstance(source, (str, Path)):
@@ -285,7 +286,7 @@ def copy_weights(source, model):
         if not Path(source).is_file():
             raise CinnError(f"{name}: no such model file")
         try:
-            source = keras.saving.load_model(source, compile=False)
+            source = load_model(source)
         except Exception as err:  # noqa: BLE001 - any load failure becomes one line
             msg = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
             raise CinnError(f"{name}: could not load a model ({msg})") from None

@@ -129,12 +129,11 @@ def load_trained(out):
     the newest checkpoint."""
     import keras
 
-    import cinn.density  # noqa: F401 - registers the label broadcast for loading
     from cinn.callbacks import Checkpoints
 
     cfg = json.loads((out / "config.json").read_text())
     if (out / "model.keras").is_file():
-        return cfg, keras.saving.load_model(out / "model.keras", compile=False)
+        return cfg, cinn.load_model(out / "model.keras")
     model = build(cfg)
     model.compile(optimizer=keras.optimizers.Adam(cfg["lr"]))
     if Checkpoints(out / "checkpoints").restore(model) is None:

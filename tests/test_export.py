@@ -155,12 +155,11 @@ def jax_saved(tmp_path_factory):
 def exported(jax_saved):
     """The JAX-saved model loaded under TensorFlow, exported, and reloaded in a
     fresh TensorFlow-only process; returns (model, inputs, outputs, report, cli text)."""
-    import cinn.conditioning  # noqa: F401 - registers ConditionNet for loading
-    import cinn.model  # noqa: F401 - registers ConditionalINN (import cinn is lazy)
+    import cinn
     from cinn.export import export_model
 
     tmp = jax_saved
-    model = keras.saving.load_model(tmp / "tiny.keras", compile=False)
+    model = cinn.load_model(tmp / "tiny.keras")
     names = export_model(model, tmp / "saved")
     assert names[0] == "sample"
     proc = subprocess.run(
