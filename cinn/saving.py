@@ -10,8 +10,8 @@ then loads.
 """
 import importlib
 
-#: every module of cinn that registers Keras-serializable classes (tests/test_load_model.py
-#: checks that the list is complete)
+#: every module of the library (cinn outside cinn.apps) that registers Keras-serializable
+#: classes (tests/test_load_model.py checks that the list is complete)
 REGISTERING_MODULES = (
     "cinn.model",
     "cinn.blocks.actnorm",
@@ -26,14 +26,9 @@ REGISTERING_MODULES = (
     "cinn.subnets",
     "cinn.conditioning",
     "cinn.density",
-    # the apps' models (the shipped weights and every `cinn train` run)
-    "cinn.apps.colorization.global_net",
-    "cinn.apps.colorization.regressor",
-    "cinn.apps.colorization.model",
-    "cinn.apps.inpainting.regressor",
-    "cinn.apps.inpainting.model",
-    "cinn.apps.superres.model",
 )
+# The apps' models register in their own modules; the library does not import the
+# apps: ``cinn.apps.common.pretrained.load_model(app, weights=path)`` loads them.
 
 
 def register_all():
@@ -44,8 +39,9 @@ def register_all():
 
 def load_model(path, compile=False, **kwargs):
     """Load a model saved with ``model.save("name.keras")``: a ``ConditionalINN``
-    (with any of cinn's blocks, subnets and conditioning networks), a density flow
-    of ``cinn.density`` or an app's model.
+    (with any of cinn's blocks, subnets and conditioning networks) or a density flow
+    of ``cinn.density``. An app's model file (``cinn train`` runs, the shipped
+    weights): ``cinn.apps.common.pretrained.load_model(app, weights=path)``.
 
     Args:
         path: the ``.keras`` file.

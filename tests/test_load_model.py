@@ -33,7 +33,8 @@ d = np.load(data_path)
 x = keras.ops.convert_to_numpy(m.sample(d["c"], n=2, z=d["z"], temperature=%r))
 report["class"] = type(m).__name__
 report["max_diff"] = float(np.abs(x - d["x"]).max())
-app = cinn.load_model(app_path)
+from cinn.apps.common.pretrained import load_model as load_app
+app = load_app("inpainting", weights=app_path)   # the apps load their own models
 report["app_class"] = type(app).__name__
 saved = np.load(data_path.replace(".npz", "_app.npz"))
 report["app_weights_equal"] = (len(app.weights) == len(saved.files) and all(
@@ -109,7 +110,8 @@ def _registering_modules():
 def test_load_model_imports_every_module_that_registers_classes():
     from cinn.saving import REGISTERING_MODULES
 
-    assert set(REGISTERING_MODULES) == _registering_modules()
+    library = {m for m in _registering_modules() if not m.startswith("cinn.apps")}
+    assert set(REGISTERING_MODULES) == library   # the library never imports the apps
 
 
 def test_load_model_is_a_lazy_name_of_cinn():
