@@ -50,13 +50,16 @@ def evaluate(args):
 
     model = load_model("colorization", args.weights)
     regressor = load_model("colorization", variant="l2")
-    if args.local_temperature is not None:   # local latents cooler than the global ones
-        import functools
+    from cinn.apps.colorization import evaluate as ev
+    from cinn.apps.colorization.infer import sample_ab
 
-        from cinn.apps.colorization import evaluate as ev
-        from cinn.apps.colorization.infer import sample_ab
+    def sample(model, c, n, t, seed, local_temperature=None, **kwargs):
+        # every row: the local latents at --local-temperature, or at the row's T when
+        # it is not given (all latents at T, as these tables were measured)
+        local = t if args.local_temperature is None else args.local_temperature
+        return sample_ab(model, c, n, t, seed, local_temperature=local, **kwargs)
 
-        ev.sample_ab = functools.partial(sample_ab, local_temperature=args.local_temperature)
+    ev.sample_ab = sample
     results = {}
     for name in args.sets:
         images = load_colour_images(args.eval / name, limit=args.limit)
@@ -124,7 +127,8 @@ def picture(args):
         w = round(rgb.shape[1] * h / rgb.shape[0])
         rgb = cv2.resize(rgb, (w, h), interpolation=cv2.INTER_AREA)
         samples = colorize(model, rgb, n=N, temperature=args.temperature, seed=args.seed,
-                           saturation=None, hue=0, local_temperature=args.local_temperature)
+                           saturation=None, hue=0, local_temperature=args.temperature
+                           if args.local_temperature is None else args.local_temperature)
         gap = np.full((h, 4, 3), 255, np.uint8)
         tiles = [grey_of(rgb)] + list(samples) + [rgb]
         rows.append(np.concatenate([t for tile in tiles for t in (tile, gap)][:-1], axis=1))

@@ -69,6 +69,10 @@ def _add_evaluate(sub):
                    "often as a calibrated posterior's, (N-1)/(N+1) (default: off)")
     p.add_argument("-o", "--out", default="out",
                    help="folder of the calibration plots (default: out)")
+    p.add_argument("--local-temperature", type=float, metavar="T",
+                   help="colorization: temperature of a flow's local latents, all but its "
+                   "global ones (default 0.5; a flow without global latents: all of "
+                   "them, unless --temperature is given)")
     p.add_argument("--saturation", type=float, nargs=2, metavar=("LO", "HI"),
                    help="colorization: global colour draws, each sample's ab scaled by a "
                    "factor log-uniform in [LO, HI], the regressor's too (default: off)")
@@ -98,6 +102,10 @@ def _check_evaluate(args):
         list_images(data)                                   # data sets, checked one by one
     check_sampling_arguments(args, default_temperature=0.0)   # the defaults are valid
     curve_temperatures(args)
+    if getattr(args, "local_temperature", None) is not None:
+        from cinn.apps.colorization.cli import check_local_temperature
+
+        check_local_temperature(args.local_temperature)
     for flag, value, least in (("--limit", args.limit, 1), ("--size", args.size, 1),
                                ("--diversity-samples", args.diversity_samples, 0)):
         if value is not None and value < least:

@@ -101,10 +101,13 @@ def test_colorize_grey_input_and_determinism(tiny):
     assert a.shape == (2, 14, 11, 3)
     assert a.tobytes() == b.tobytes()
     assert a.tobytes() != c.tobytes()
-    zero = colorize(model, grey, n=2, temperature=0.0, seed=3, saturation=None, hue=0)
+    zero = colorize(model, grey, n=2, temperature=0.0, seed=3)
     assert np.array_equal(zero[0], zero[1])           # temperature 0: the mode-like sample
-    drawn = colorize(model, grey, n=2, temperature=0.0, seed=3)
-    assert not np.array_equal(drawn[0], drawn[1])     # ... in two global colours
+    assert np.array_equal(zero, colorize(model, grey, n=2, temperature=0.0, seed=3,
+                                         saturation=None, hue=0))   # no draw by default
+    drawn = colorize(model, grey, n=2, temperature=0.0, seed=3, saturation=(0.6, 2.4),
+                     hue=40)
+    assert not np.array_equal(drawn[0], drawn[1])     # ... asked for: two global colours
 
 
 def test_colorize_rejects_bad_arrays(tiny):
@@ -308,18 +311,19 @@ def test_train_then_evaluate_tiny(tmp_path, capsys):
     rows = [ln.split("|") for ln in out.split("\n\n")[1].splitlines()
             if ln.startswith("| ")][1:]                       # the posterior table
     names = [r[1].strip() for r in rows if "---" not in r[1]]
-    assert names[:2] == ["cINN, N = 2, T = 0.3", "cINN, N = 2, T = 1"]
+    # a flow without global latents: one temperature, by default the local one (0.5)
+    assert names[:2] == ["cINN, N = 2, T = 0.5", "cINN, N = 2, T = 1"]
     assert names[-1] == "grey (ab = 0)" and not any("draws" in n for n in names)
     grey = [r for r in rows if r[1].strip() == "grey (ab = 0)"][0]
     assert " [" in grey[2] and grey[3].strip() == "—"       # CRPS = MAE, no coverage
     bpd = float(out.split("held-out bits/dim of ab (the flow, before any draw): ")[1].split()[0])
     assert 0 < bpd < 20
     assert sorted(p.name for p in plots.iterdir()) == [
-        "calibration_colorization_data_t0.3.png", "calibration_colorization_data_t1.png"]
+        "calibration_colorization_data_t0.5.png", "calibration_colorization_data_t1.png"]
     # the sweep: one cINN row per temperature, T = 0 without spread (no draws) and
     # with the draws when asked (the regressor's rows get them too)
     assert main(["evaluate", "colorization", "--data", str(data), "--weights", str(shipped),
-                 "-n", "2", "--limit", "2", "--size", "16", "--temperatures", "0", "0.5",
+                 "-n", "2", "--limit", "2", "--size", "16", "--temperatures", "0", "0.3",
                  "-o", str(plots)]) == 0
     sweep = capsys.readouterr().out.split("# temperature sweep")[1].split("\n\n")[0]
     rows = [ln.split("|") for ln in sweep.splitlines() if ln.startswith("| ")][2:]
@@ -331,7 +335,7 @@ def test_train_then_evaluate_tiny(tmp_path, capsys):
                  "-o", str(plots)]) == 0
     out = capsys.readouterr().out
     assert "global colour draws: saturation 1-1, hue +-30 degrees" in out
-    assert "| cINN, N = 2, T = 0.3 + draws |" in out
+    assert "| cINN, N = 2, T = 0.5 + draws |" in out
     assert main(["evaluate", "colorization", "--data", str(data), "--weights", str(shipped),
                  "--temperatures", "-1"]) == 1
     assert "cinn: error: --temperatures must be >= 0" in capsys.readouterr().err
@@ -478,7 +482,8 @@ def test_train_a_global_flow_on_two_folders_then_colorize(tmp_path, capsys):
     capsys.readouterr()
     assert main(["colorize", str(folders[0] / "c0.png"), "--weights", str(run),
                  "--local-temperature", "-1", "-o", str(out)]) == 1
-    assert "cinn: error: --local-temperature must be a number >= 0" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert err.startswith("cinn: error: --local-temperature: the temperature must be"), err
 
 
 def test_global_model_gives_a_density_of_photos_of_any_size():

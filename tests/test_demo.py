@@ -408,16 +408,18 @@ def test_two_clients_at_once_and_bad_input(demo_url, tmp_path, monkeypatch):
     corrupt.write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00garbage" * 40)
     with pytest.raises(AppError, match="corrupt.png is not a readable image"):
         clients[0].predict(handle_file(str(corrupt)), 2, 0.8, 0, api_name="/colorize")
-    info = clients[0].predict(handle_file(pics[1]), 2, 0.8, 5, api_name="/colorize")[0]
-    assert "pic1: 24x24, 2 colourings at temperature 0.8, seed 5, with global colour" in info
-    # the box unticked, temperature 0: the flow's one colouring, twice
-    info, gallery, _, _ = clients[0].predict(handle_file(pics[1]), 2, 0.0, 5, False,
-                                             api_name="/colorize")
-    assert "without global colour draws" in info
-    one, two = (cv2.imread(item["image"]) for item in gallery[1:3])   # downloaded files
-    assert np.array_equal(one, two)
+    info, plain, _, _ = clients[0].predict(handle_file(pics[1]), 2, 0.8, 5,
+                                           api_name="/colorize")
+    # the defaults: the flow with global latents, no post-hoc draw (the box unticked)
+    assert ("pic1: 24x24, 2 colourings at temperature 0.8 (local latents at 0.5), seed 5, "
+            "without global colour draws") in info
+    info, drawn, _, _ = clients[0].predict(handle_file(pics[1]), 2, 0.8, 5, True,
+                                           api_name="/colorize")
+    assert "with global colour draws" in info and "without" not in info
+    one, two = ([cv2.imread(item["image"]) for item in g[1:3]] for g in (plain, drawn))
+    assert not any(np.array_equal(a, b) for a, b in zip(one, two))   # the draws applied
     if log is not None:                                  # the weights were loaded once
-        assert Path(log).read_text().count("colorization/model.keras") == 1
+        assert Path(log).read_text().count("colorization/colorization_global.keras") == 1
 
 
 # -- in a real browser ----------------------------------------------------------------------

@@ -81,6 +81,14 @@ REPLACED = {
     '# temperature 0.2':
         'out = inpaint(load_model("inpainting"), rgb_uint8, mask_bool, n=8, seed=0) '
         '# temperature 1.0',
+    # the colorization default became the flow with global latents, without post-hoc
+    # draws (docs/colorization.md, "Defaults"); model.keras is the former default
+    "# the defaults: temperature=0.3, saturation=(0.6, 2.4), hue=40.0":
+        "# the former defaults (model.keras): temperature=0.3, saturation=(0.6, 2.4), hue=40.0",
+    "| `model.keras` | the default: the flow above after three training stages (below) | 1.1 MB |":
+        "| `model.keras` | the former default: the local flow of any size after three training "
+        "stages (below); `--weights` picks it (all latents at 0.5 unless `--temperature`) | "
+        "1.1 MB |",
     "| `docs/` | the full records behind the README's figures: [colorization](docs/colorization.md) "
     "(training stages, designs tried), [super-resolution](docs/superres.md) and "
     "[inpainting](docs/inpainting.md) (earlier models, runs not shipped), [speed](docs/speed.md) "

@@ -350,6 +350,9 @@ def _tiny_app_model(app, base="bicubic", tmp_path=None):
 
         cfg = {"levels": 2, "blocks": 1, "subnet": {"hidden": 8, "depth": 1},
                "cond_channels": 4, "cond_hidden": 8, "cond_blocks": 1}
+        if base == "global":   # global latents, a fixed 16x16 working size (the default's kind)
+            cfg.update(size=16, global_blocks=1, global_hidden=8, global_depth=1,
+                       global_features=4, global_widths=[4])
     elif app == "inpainting":
         from cinn.apps.inpainting.model import build_model
 
@@ -383,12 +386,21 @@ def _app_case(app, model, sig):
     args = dict(num_samples=tf.constant(3), temperature=tf.constant(0.8),
                 seed=tf.constant(5, tf.int64))
     if app == "colorization":
-        from cinn.apps.colorization.infer import colorize
+        from cinn.apps.colorization.infer import colorize, has_global
 
+        local = {}
+        if has_global(model):   # the working size: 13x18 grows in y, 40x50 shrinks
+            local = {"local_temperature": 0.6}
+            args["local_temperature"] = tf.constant(0.6)
+            big = np.repeat(np.repeat(img, 3, axis=0), 3, axis=1)[:40, :50]
+            got = sig["colorize"](image=tf.constant(big[None]), **args)["colorized"]
+            want = colorize(model, big, n=3, temperature=0.8, seed=5, **local)
+            diff = np.abs(got.numpy()[0].astype(int) - want)
+            assert diff.max() <= 1 and (diff > 0).mean() < 1e-3, (diff.max(), (diff > 0).mean())
         out = sig["colorize"](image=tf.constant(img[None]), **args)["colorized"].numpy()[0]
         two = sig["colorize"](image=tf.constant(np.stack([img[:8, :10, :1]] * 2)), **args)
         assert two["colorized"].shape == (2, 3, 8, 10, 3)
-        return out, colorize(model, img, n=3, temperature=0.8, seed=5)
+        return out, colorize(model, img, n=3, temperature=0.8, seed=5, **local)
     if app == "superres":
         from cinn.apps.superres.infer import upscale
 
@@ -415,6 +427,7 @@ def _app_case(app, model, sig):
 
 @on_tf
 @pytest.mark.parametrize("app,signature,base", [("colorization", "colorize", None),
+                                                ("colorization", "colorize", "global"),
                                                 ("superres", "upscale", "bicubic"),
                                                 ("superres", "upscale", "consistent"),
                                                 ("inpainting", "inpaint", None),

@@ -70,14 +70,15 @@ def test_samples_are_the_flows_samples_mapped_by_their_draws(tiny):  # noqa: F81
 
     cond = l_of(picture(16, 24))
     plain = sample_ab(model, cond, n=5, temperature=0.7, seed=2, saturation=None, hue=0)
-    drawn = sample_ab(model, cond, n=5, temperature=0.7, seed=2)
+    asked = dict(saturation=(0.6, 2.4), hue=40.0)          # the former default draws
+    drawn = sample_ab(model, cond, n=5, temperature=0.7, seed=2, **asked)
     scale, degrees = draws(5, 2)
     np.testing.assert_allclose(drawn, to_np(recolour(plain, scale, degrees)), atol=1e-5)
     # the same samples however they are chunked or compiled
     np.testing.assert_allclose(sample_ab(model, cond, n=5, temperature=0.7, seed=2,
-                                         batch_size=2), drawn, atol=1e-5)
+                                         batch_size=2, **asked), drawn, atol=1e-5)
     np.testing.assert_allclose(sample_ab(model, cond, n=5, temperature=0.7, seed=2,
-                                         compiled=True), drawn, atol=1e-5)
+                                         compiled=True, **asked), drawn, atol=1e-5)
     # no seed: fresh draws from the given ranges; one scale and no hue at T = 0 leave
     # nothing to chance, so the samples equal those of any seed
     pic = picture(16, 24)
@@ -112,4 +113,49 @@ def test_command_line_options(tmp_path, capsys, tiny):  # noqa: F811
     assert np.array_equal(a, b)                       # T = 0 without draws: one colouring
     assert main(base + ["--temperature", "0"]) == 0
     a, b = (cv2.imread(str(tmp_path / "out" / f"pic_sample{k}.png")) for k in (0, 1))
-    assert not np.array_equal(a, b)                   # with the default draws: two
+    assert np.array_equal(a, b)                       # the defaults: no draws either
+    for asked in (["--saturation", "0.6", "2.4", "--hue", "40"], ["--hue", "30"],
+                  ["--saturation", "0.5", "2"]):
+        assert main(base + ["--temperature", "0", *asked]) == 0
+        c, d = (cv2.imread(str(tmp_path / "out" / f"pic_sample{k}.png")) for k in (0, 1))
+        assert not np.array_equal(c, d), asked        # the draws asked for: two colourings
+        assert not np.array_equal(c, a) or not np.array_equal(d, a), asked
+
+
+def test_default_sampling_applies_no_colour_draw(tiny):  # noqa: F811
+    """The defaults give the flow's own samples (no post-hoc draw): for a flow of any
+    size those of ``model.sample``, for a flow with global latents those decoded from
+    the seed's latents scaled by the default temperatures (1 global, 0.5 local)."""
+    from cinn.apps.colorization.defaults import (DEFAULT_LOCAL_TEMPERATURE, DEFAULT_SATURATION,
+                                                 DEFAULT_HUE, DEFAULT_TEMPERATURE)
+    from cinn.apps.colorization.guided import guided_upsample, shrink_l
+    from cinn.apps.colorization.infer import l_of, latent_scale
+    from cinn.apps.colorization.model import build_model
+    from cinn.model import draw_latents
+    from helpers import randomize
+
+    assert (DEFAULT_TEMPERATURE, DEFAULT_LOCAL_TEMPERATURE) == (1.0, 0.5)
+    assert DEFAULT_SATURATION is None and DEFAULT_HUE == 0
+    model, _ = tiny
+    cond = l_of(picture(16, 24))
+    own = to_np(model.sample(cond[None], n=3, temperature=0.7, seed=2))[0]
+    np.testing.assert_allclose(sample_ab(model, cond, n=3, temperature=0.7, seed=2), own,
+                               atol=1e-5)
+    # a flow without global latents: every latent at the local temperature by default
+    np.testing.assert_allclose(sample_ab(model, cond, n=3, seed=2), to_np(model.sample(
+        cond[None], n=3, temperature=DEFAULT_LOCAL_TEMPERATURE, seed=2))[0], atol=1e-5)
+    flow = build_model({"levels": 2, "blocks": 1, "subnet": {"hidden": 8, "depth": 1},
+                        "cond_channels": 4, "cond_hidden": 8, "cond_blocks": 1, "size": 16,
+                        "global_blocks": 1, "global_hidden": 8, "global_depth": 1,
+                        "global_features": 4, "global_widths": [4]})
+    randomize(flow, scale=0.05, seed=3)
+    cond = l_of(picture(20, 28, seed=1))
+    z = draw_latents(3, 16 * 16 * 2, 4) * latent_scale(flow, (16, 16, 2), 1.0, 0.5)
+    small = to_np(flow.decode(z, np.repeat(shrink_l(cond, 16)[None], 3, axis=0)))
+    own = np.stack([guided_upsample(one, cond) for one in small])
+    np.testing.assert_allclose(sample_ab(flow, cond, n=3, seed=4), own, atol=1e-4)
+    pic = picture(20, 28, seed=1)
+    plain = colorize(flow, pic, n=3, seed=4)
+    assert np.array_equal(plain, colorize(flow, pic, n=3, temperature=1.0, seed=4,
+                                          local_temperature=0.5, saturation=None, hue=0))
+    assert not np.array_equal(plain, colorize(flow, pic, n=3, seed=4, hue=40))

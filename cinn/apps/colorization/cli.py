@@ -1,6 +1,6 @@
-"""``cinn colorize IMAGE [IMAGE...] -n 8 --temperature 0.3 --saturation 0.6 2.4 --hue 40
---seed 0 -o OUT``."""
-from cinn.apps.colorization.defaults import DEFAULT_TEMPERATURE
+"""``cinn colorize IMAGE [IMAGE...] -n 8 [--temperature 1 --local-temperature 0.5]
+[--saturation LO HI --hue DEG] --seed 0 -o OUT`` (defaults: ``defaults.py``)."""
+from cinn.apps.colorization.defaults import DEFAULT_LOCAL_TEMPERATURE, DEFAULT_TEMPERATURE
 from cinn.apps.colorization.global_colour import add_arguments as add_colour_arguments
 from cinn.apps.common.sampling_args import add_sampling_arguments, check_sampling_arguments
 
@@ -16,16 +16,41 @@ def add_command(subparsers):
     p.add_argument("images", nargs="+", metavar="IMAGE",
                    help="image files (any size, colour or grey), or skimage:NAME for a "
                    "picture scikit-image ships (e.g. skimage:astronaut)")
-    add_sampling_arguments(p, num_samples=8, temperature=DEFAULT_TEMPERATURE)
+    add_sampling_arguments(
+        p, num_samples=8, temperature=None,
+        temperature_help=f"temperature of the flow's global latents (default "
+        f"{DEFAULT_TEMPERATURE:g}); a flow without them (--weights .../model.keras): of "
+        f"all its latents (default: --local-temperature)")
     add_colour_arguments(p)
     p.add_argument("--local-temperature", type=float, metavar="T",
-                   help="a flow with global latents (colorization_global.keras): its "
-                   "other latents at temperature T, the global ones at --temperature "
-                   "(default: all at --temperature)")
+                   help="temperature of the flow's local latents, all but the global ones "
+                   f"(default {DEFAULT_LOCAL_TEMPERATURE:g}; a flow without global latents: "
+                   "all of them, unless --temperature is given)")
     p.add_argument("--max-megapixels", type=float, default=MAX_MEGAPIXELS, metavar="MP",
                    help=f"largest image to colourise (default {MAX_MEGAPIXELS:g}; memory "
                    "grows with the image, not with -n)")
-    p.set_defaults(func=run)
+    p.set_defaults(func=run, check=check)
+
+
+def check_local_temperature(value):
+    """``--local-temperature`` in the range of ``--temperature`` (one-line error)."""
+    from cinn.errors import CinnError
+    from cinn.sampling import check_sampling
+
+    if value is not None:
+        try:
+            check_sampling(1, value, None)
+        except CinnError as err:
+            raise CinnError(f"--local-temperature: {err}") from None
+
+
+def check(args):
+    """The sampling command's checks before Keras (``check_command``), and
+    ``--local-temperature``."""
+    from cinn.apps.common.sampling_args import check_command
+
+    check_local_temperature(args.local_temperature)
+    check_command(args)
 
 
 def run(args):
@@ -38,11 +63,11 @@ def run(args):
     from cinn.apps.common.pretrained import load_model
     from cinn.errors import CinnError
 
-    n, temperature, seed = check_sampling_arguments(args)
+    n, _, seed = check_sampling_arguments(args, default_temperature=DEFAULT_TEMPERATURE)
+    temperature = args.temperature       # None: the defaults, for the model (infer.py)
     saturation, hue = from_arguments(args)
     local_temperature = args.local_temperature
-    if local_temperature is not None and not 0 <= local_temperature < float("inf"):
-        raise CinnError(f"--local-temperature must be a number >= 0, got {local_temperature}")
+    check_local_temperature(local_temperature)
     images = [read_image(path) for path in args.images]  # fail early
     for path, rgb in zip(args.images, images):
         check_pixels(path, rgb.shape[:2], args.max_megapixels)

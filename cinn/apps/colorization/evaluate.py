@@ -15,7 +15,10 @@ flow's held-out bits/dim of ab (1 Lab unit bins, uniform dequantisation), the
 Hasler-Suesstrunk colourfulness of every row next to the ground truth's, and the
 diversity (per-pixel std of ab across the samples, Lab units).
 
-The flow's samples are its own: the global colour draws of ``cinn colorize``
+The flow is sampled as ``cinn colorize`` samples it (``defaults.py``): a flow with
+global latents at ``--temperature`` (default 1) for them and ``--local-temperature``
+(default 0.5) for the others; a flow without global latents at one temperature. The
+flow's samples are its own: the post-hoc global colour draws
 (``cinn.apps.colorization.global_colour``) are off unless ``--saturation``/``--hue``
 are given, and then the regressor gets them too (a "regressor + draws" row of ``-n``
 recolourings of its prediction), so that the draws' share of any figure shows.
@@ -27,10 +30,9 @@ from keras import ops
 
 from cinn.apps.colorization.color import merge_lab, split_lab, to_uint8
 from cinn.apps.colorization.data import load_colour_images
-from cinn.apps.colorization.defaults import DEFAULT_TEMPERATURE
-from cinn.apps.colorization.global_colour import (check_hue, check_saturation, global_draws,
+from cinn.apps.colorization.global_colour import (from_arguments, global_draws,
                                                   is_identity, recolour)
-from cinn.apps.colorization.infer import _compiled, sample_ab
+from cinn.apps.colorization.infer import _compiled, has_global, sample_ab, sampling_temperatures
 from cinn.apps.common.data import center_crops
 from cinn.apps.common.images import pad_to_multiple
 from cinn.apps.common.outputs import check_out_dir
@@ -114,18 +116,23 @@ NAMES = {"l2": "L2 regressor (same conditioning net)",
 BASELINES = tuple(NAMES)
 
 
-def evaluate_images(model, images, n=8, temperature=DEFAULT_TEMPERATURE, seed=0,
+def evaluate_images(model, images, n=8, temperature=None, seed=0,
                     regressor=None, sweep=(), saturation=None, hue=0.0,
-                    show_progress=False):
+                    show_progress=False, local_temperature=None):
     """``(report, extras)`` over uint8 RGB images: the ``PosteriorReport`` (rows: the
     flow at ``temperature``, at T = 1 and at each temperature of ``sweep``, ``n``
-    samples each; the regressor (one prediction; with global colour draws also
+    samples each (``None``: the default temperature; a flow with global latents
+    samples its other latents at ``local_temperature`` in every row, default 0.5, and
+    names it in the row); the regressor (one prediction; with global colour draws also
     ``n`` drawn recolourings of it); grey) in RGB 0-255 over the whole image, and
     ``extras``: per row key the mean colourfulness of its colourings and diversity
     (per-pixel std of ab across the samples, Lab units), ``gt_colourfulness`` and
     ``bpd`` (the flow's held-out bits/dim per image, before any global draw). The
     global colour draws (``saturation``, ``hue``; off by default) apply to the flow's
     samples and the regressor's draws row alike. Image ``i`` uses seed ``seed + i``."""
+    temperature, local_temperature = sampling_temperatures(model, temperature,
+                                                           local_temperature)
+    local_words = f", local {local_temperature:g}" if has_global(model) else ""
     report = PosteriorReport(quality, seed=seed)
     draws = not is_identity(saturation, hue)
     colour, spread, bpd, gt = {}, {}, [], []
@@ -144,9 +151,9 @@ def evaluate_images(model, images, n=8, temperature=DEFAULT_TEMPERATURE, seed=0,
         bpd.append(bits_per_dim(model, x[None], c[None], seed + i))
         for t in flow_temperatures(temperature, sweep):
             ab = sample_ab(model, c, n, t, seed + i, compiled=True, saturation=saturation,
-                           hue=hue)
-            add(flow_key(t), f"cINN, N = {n}, T = {t:g}" + (" + draws" if draws else ""),
-                c, ab, rgb)
+                           hue=hue, local_temperature=local_temperature if local_words else t)
+            add(flow_key(t), f"cINN, N = {n}, T = {t:g}{local_words}"
+                + (" + draws" if draws else ""), c, ab, rgb)
         if regressor is not None:
             ab = regressor_ab(regressor, c)
             add("l2", NAMES["l2"], c, ab, rgb)
@@ -176,15 +183,9 @@ def format_colour(report, extras, keys):
 
 def colour_draws(args):
     """``(saturation, hue)`` of evaluate's ``--saturation``/``--hue``: off (``(None,
-    0.0)``) unless given; one given alone leaves the other off."""
-    saturation = getattr(args, "saturation", None)
-    hue = getattr(args, "hue", None)
-    try:
-        return (check_saturation(None if saturation is None else tuple(saturation),
-                                 "--saturation"),
-                check_hue(0.0 if hue is None else hue, "--hue"))
-    except ValueError as err:
-        raise CinnError(str(err)) from None
+    0.0)``) unless given; one given alone leaves the other off
+    (``global_colour.from_arguments``, as ``cinn colorize``)."""
+    return from_arguments(args)
 
 
 def run(args):
@@ -193,11 +194,12 @@ def run(args):
     n = int(args.num_samples)
     if n < 1:
         raise CinnError(f"-n must be at least 1, got {n}")
-    temperature = DEFAULT_TEMPERATURE if args.temperature is None else float(args.temperature)
     sweep = curve_temperatures(args)
     saturation, hue = colour_draws(args)
     out = check_out_dir(getattr(args, "out", None) or "out")
     model = load_model("colorization", args.weights)
+    temperature, local_temperature = sampling_temperatures(
+        model, args.temperature, getattr(args, "local_temperature", None))
     path = default_weights("colorization", "l2")
     regressor = load_model("colorization", path) if path.exists() else None
     images = load_colour_images(args.data, limit=args.limit)
@@ -209,10 +211,13 @@ def run(args):
         raise CinnError(f"{args.data}: no colour image of at least {model.multiple}x"
                         f"{model.multiple} pixels")
     report, extras = evaluate_images(model, images, n, temperature, args.seed, regressor,
-                                     sweep, saturation, hue, show_progress=True)
+                                     sweep, saturation, hue, show_progress=True,
+                                     local_temperature=local_temperature)
     size = f"{args.size}x{args.size} centre crops" if args.size else "full images"
     print(f"colorization on {args.data}: {len(images)} colour images ({size}), "
-          f"N = {n} samples at temperature {temperature:g} and 1, seed {args.seed} (+ image "
+          f"N = {n} samples at temperature {temperature:g} and 1"
+          + (f" (local latents at {local_temperature:g})" if has_global(model) else "")
+          + f", seed {args.seed} (+ image "
           f"index), {_colour_words(saturation, hue)}; CRPS and coverage per pixel and "
           "channel (RGB, 0-255 grey levels), PSNR/SSIM (RGB); mean over images [95 % "
           "bootstrap interval over images]")

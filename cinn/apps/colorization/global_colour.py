@@ -6,11 +6,12 @@ from its lightness. The same map serves twice:
 - training (``data.saturation`` / ``data.hue`` of the config): each crop's ab is
   scaled and rotated by its own random draw, so the flow learns to spread over
   saturation and hue instead of fitting BSDS's muted colours;
-- sampling (``--saturation`` / ``--hue``): sample ``i`` of a condition is mapped by
-  draw ``i`` of ``global_draws``. The flow's latents are drawn independently at
-  every position, so its samples differ locally; the global draw makes them differ
-  as whole pictures too (one more saturated, one warmer, ...), and best-of-N can
-  pick the one whose overall colour is right.
+- sampling (``--saturation`` / ``--hue``, a creative option, off by default): sample
+  ``i`` of a condition is mapped by draw ``i`` of ``global_draws``. A flow whose
+  latents are all local (``model.keras``) has samples that differ locally; the
+  global draw makes them differ as whole pictures too (one more saturated, one
+  warmer, ...). The default flow (``colorization_global.keras``) draws its global
+  colour itself, with its global latents; the post-hoc draws are then not needed.
 
 Written with ``keras.ops``: the same code on NumPy, TensorFlow (the exported
 SavedModel) and JAX. Keras is imported inside the functions that compute: the
@@ -19,7 +20,8 @@ Keras (nor import it before ``cinn`` sets XLA's flags).
 """
 import math
 
-from cinn.apps.colorization.defaults import DEFAULT_HUE, DEFAULT_SATURATION
+from cinn.apps.colorization.defaults import (DEFAULT_HUE, DEFAULT_SATURATION, DRAW_HUE,
+                                             DRAW_SATURATION)
 
 #: Halton bases (saturation, hue) and the digits that cover sample indices < 2**14
 _BASES = ((2, 14), (3, 9))
@@ -60,29 +62,34 @@ def check_hue(hue, name="hue"):
 
 
 def from_arguments(args):
-    """``(saturation, hue)`` of a command's ``--saturation LO HI`` and ``--hue DEG``
-    (not given: the app's defaults), checked; a ``CinnError`` names the option."""
+    """``(saturation, hue)`` of a command's ``--saturation LO HI`` and ``--hue DEG``,
+    checked: off (``(None, 0.0)``) unless given, one given alone leaves the other off
+    (the app's defaults, ``defaults.DEFAULT_SATURATION``/``DEFAULT_HUE``); a
+    ``CinnError`` names the option."""
     from cinn.errors import CinnError
 
     saturation = getattr(args, "saturation", None)
     hue = getattr(args, "hue", None)
     try:
-        return (check_saturation(DEFAULT_SATURATION if saturation is None else saturation,
+        return (check_saturation(DEFAULT_SATURATION if saturation is None else tuple(saturation),
                                  "--saturation"),
-                check_hue(DEFAULT_HUE if hue is None else hue, "--hue"))
+                check_hue(DEFAULT_HUE if hue is None else hue, "--hue") or 0.0)
     except ValueError as err:
         raise CinnError(str(err)) from None
 
 
 def add_arguments(parser, prefix=""):
-    """``--saturation LO HI`` and ``--hue DEG`` (a command's global colour draws)."""
-    lo, hi = DEFAULT_SATURATION
+    """``--saturation LO HI`` and ``--hue DEG`` (a command's global colour draws: a
+    creative option, off unless given)."""
+    lo, hi = DRAW_SATURATION
     parser.add_argument("--saturation", type=float, nargs=2, metavar=("LO", "HI"),
-                        help=f"{prefix}each sample's ab scaled by a factor log-uniform "
-                        f"in [LO, HI] (default {lo:g} {hi:g}; 1 1: off)")
+                        help=f"{prefix}post-hoc global colour draws: each sample's ab "
+                        f"scaled by a factor log-uniform in [LO, HI] (default: off; "
+                        f"{lo:g} {hi:g} is the former default)")
     parser.add_argument("--hue", type=float, metavar="DEG",
-                        help=f"{prefix}each sample's ab rotated by an angle uniform in "
-                        f"[-DEG, DEG] degrees (default {DEFAULT_HUE:g}; 0: off)")
+                        help=f"{prefix}post-hoc global colour draws: each sample's ab "
+                        f"rotated by an angle uniform in [-DEG, DEG] degrees (default: "
+                        f"off; {DRAW_HUE:g} is the former default)")
 
 
 def is_identity(saturation, hue):

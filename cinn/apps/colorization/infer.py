@@ -2,7 +2,7 @@
 import numpy as np
 from keras import ops
 
-from cinn.apps.colorization.defaults import DEFAULT_HUE, DEFAULT_SATURATION, DEFAULT_TEMPERATURE
+from cinn.apps.colorization.defaults import DEFAULT_HUE, DEFAULT_SATURATION, temperatures
 from cinn.apps.colorization.color import merge_lab, split_lab, to_uint8
 from cinn.apps.colorization.global_colour import (check_hue, check_saturation, global_draws,
                                              is_identity, recolour)
@@ -49,6 +49,27 @@ def working_size(model):
     return int(shape[0]) if len(shape) == 3 and shape[0] is not None else None
 
 
+def has_global(model):
+    """Whether ``model`` has a global section (global latents)."""
+    return getattr(model, "global_section", None) is not None
+
+
+def sampling_temperatures(model, temperature=None, local_temperature=None):
+    """``(global, local)`` temperatures for ``model``, checked (``None``: the app's
+    defaults, ``defaults.temperatures``: a flow with global latents samples them at
+    ``DEFAULT_TEMPERATURE`` and its other latents at ``DEFAULT_LOCAL_TEMPERATURE``; a
+    flow without them samples every latent at one temperature)."""
+    t, local = temperatures(has_global(model), temperature, local_temperature)
+    t = check_sampling(1, t, None)[1]
+    if local != t:
+        try:
+            local = check_sampling(1, local, None)[1]
+        except CinnError as err:
+            raise CinnError(str(err).replace("the temperature", "the local temperature",
+                                             1)) from None
+    return t, local
+
+
 def latent_scale(model, xs, temperature, local_temperature=None):
     """Per-latent temperatures (dims,) float32 of a sample of shape ``xs``: the global
     section's latents (a flow with one) at ``temperature``, the others at
@@ -57,27 +78,32 @@ def latent_scale(model, xs, temperature, local_temperature=None):
     dims = [int(np.prod(p)) for p in parts]
     scale = np.full(sum(dims), temperature if local_temperature is None else
                     local_temperature, np.float32)
-    if getattr(model, "global_section", None) is not None:
+    if has_global(model):
         scale[sum(dims) - dims[-1]:] = temperature
     return scale
 
 
-def sample_ab(model, cond, n=8, temperature=DEFAULT_TEMPERATURE, seed=0, batch_size=None,
+def sample_ab(model, cond, n=8, temperature=None, seed=0, batch_size=None,
               compiled=False, saturation=DEFAULT_SATURATION, hue=DEFAULT_HUE,
               local_temperature=None):
     """Scaled ab samples (n, H, W, 2) for a scaled L (H, W, 1) of any size:
     padded (reflect) to the network's multiple, sampled, cropped back (a flow of a
     fixed working size: L shrunk to it, sampled, and each sample's ab brought back to
-    H x W by ``guided.guided_upsample`` with the full-resolution L); sample ``i``
-    scaled and rotated by draw ``i`` of ``global_colour.global_draws(n, seed,
+    H x W by ``guided.guided_upsample`` with the full-resolution L).
+    ``temperature``, ``local_temperature``: a flow with a global section samples its
+    global latents at ``temperature`` and the others at ``local_temperature``
+    (``latent_scale``); a flow without one samples every latent at one temperature
+    (``sampling_temperatures``; ``None``: the app's defaults, ``defaults.py``).
+    ``saturation``, ``hue``: post-hoc global colour draws, off by default: sample
+    ``i`` scaled and rotated by draw ``i`` of ``global_colour.global_draws(n, seed,
     saturation, hue)`` (``saturation=None, hue=0``: the flow's samples as they are).
-    ``local_temperature``: the latents outside the flow's global section at this
-    temperature instead (``latent_scale``).
 
     ``compiled=True`` runs the inverse pass as one compiled program (jit on JAX,
     ``tf.function`` on TensorFlow; the same z as ``model.sample``): worth it when
     many inputs share one size (evaluation), not for a single picture.
     """
+    temperature, local_temperature = sampling_temperatures(model, temperature,
+                                                           local_temperature)
     n, temperature, seed = check_sampling(n, temperature, seed)
     decode = _compiled(model, "decode") if compiled else None
     if decode is None:
@@ -95,25 +121,25 @@ def sample_ab(model, cond, n=8, temperature=DEFAULT_TEMPERATURE, seed=0, batch_s
     return _recolour(ab, _draws(n, seed, saturation, hue))
 
 
-def iter_ab(model, cond, n=8, temperature=DEFAULT_TEMPERATURE, seed=0, batch_size=None,
+def iter_ab(model, cond, n=8, temperature=None, seed=0, batch_size=None,
             saturation=DEFAULT_SATURATION, hue=DEFAULT_HUE, local_temperature=None):
     """``sample_ab`` a chunk at a time: scaled ab arrays (m, H, W, 2), in order."""
+    temperature, local_temperature = sampling_temperatures(model, temperature,
+                                                           local_temperature)
     n, temperature, seed = check_sampling(n, temperature, seed)
     draws = _draws(n, seed, saturation, hue)
     size = working_size(model)
     if size is not None:  # a fixed working size: a small flow, then guided upsampling
-        z = None
-        if local_temperature is not None:   # the same latents, scaled per part
-            z = draw_latents(n, size * size * 2, seed) * latent_scale(
-                model, (size, size, 2), temperature, local_temperature)
-        for ab in model.sample_chunks(shrink_l(cond, size)[None], n=n,
-                                      temperature=1.0 if z is not None else temperature,
+        # the latents that sample_chunks would draw, scaled per part (global, local)
+        z = draw_latents(n, size * size * 2, seed) * latent_scale(
+            model, (size, size, 2), temperature, local_temperature)
+        for ab in model.sample_chunks(shrink_l(cond, size)[None], n=n, temperature=1.0,
                                       seed=seed, z=z, batch_size=batch_size,
                                       bit_stable=True):
-            ab = np.asarray(ops.convert_to_numpy(ab), "float32")
-            ab = np.stack([guided_upsample(one, cond) for one in ab])
-            yield _recolour(ab, draws)
-            draws = None if draws is None else [d[len(ab):] for d in draws]
+            # one sample at the photo's size at a time: memory for one, not the chunk
+            for one in np.asarray(ops.convert_to_numpy(ab), "float32"):
+                yield _recolour(guided_upsample(one, cond)[None], draws)
+                draws = None if draws is None else [d[1:] for d in draws]
         return
     padded, (h, w) = pad_to_multiple(cond, model.multiple)
     # bit_stable: the apps' promise, sample k the same bytes whatever N and the chunks
@@ -158,31 +184,33 @@ def _compiled(model, method):
     return compiled(model, method)
 
 
-def colorize(model, image, n=8, temperature=DEFAULT_TEMPERATURE, seed=0, batch_size=None,
+def colorize(model, image, n=8, temperature=None, seed=0, batch_size=None,
              saturation=DEFAULT_SATURATION, hue=DEFAULT_HUE, local_temperature=None):
     """``n`` colourings of ``image`` (uint8, grey or colour; its colour is ignored).
 
     Returns uint8 RGB samples, shape (n, H, W, 3), at the input's size; their L
     channel is the input's. The same ``seed`` and weights give the same bytes.
-    ``saturation``, ``hue``: the range of each sample's global colour draw
-    (``sample_ab``; ``saturation=None, hue=0`` for the flow's samples alone).
-    ``local_temperature``: a flow with a global section samples its other latents at
-    this temperature (``latent_scale``; ``None``: ``temperature``).
+    ``temperature``, ``local_temperature``: a flow with global latents (the default
+    weights) samples them at ``temperature`` (default 1.0) and its other latents at
+    ``local_temperature`` (default 0.5); a flow without them samples every latent at
+    ``temperature`` if given, else ``local_temperature``, else 0.5
+    (``cinn.apps.colorization.defaults``). ``saturation``, ``hue``: post-hoc global
+    colour draws of each sample (``sample_ab``), off by default.
     """
     return np.stack(list(iter_colorize(model, image, n, temperature, seed, batch_size,
                                        saturation, hue, local_temperature)))
 
 
-def iter_colorize(model, image, n=8, temperature=DEFAULT_TEMPERATURE, seed=0,
+def iter_colorize(model, image, n=8, temperature=None, seed=0,
                   batch_size=None, saturation=DEFAULT_SATURATION, hue=DEFAULT_HUE,
                   local_temperature=None):
     """The samples of ``colorize`` one at a time (uint8 (H, W, 3)), as they are
     drawn: memory for one chunk of samples, not ``n``."""
+    temperature, local_temperature = sampling_temperatures(model, temperature,
+                                                           local_temperature)
     n, temperature, seed = check_sampling(n, temperature, seed)
     saturation, hue = check_saturation(saturation), check_hue(hue)   # before any work
     cond = l_of(as_rgb(image))
-    if local_temperature is not None:
-        local_temperature = check_sampling(1, local_temperature, None)[1]
     for ab in iter_ab(model, cond, n, temperature, seed, batch_size, saturation, hue,
                       local_temperature):
         for one in ab:

@@ -6,17 +6,24 @@ import zlib
 from pathlib import Path
 
 from cinn.apps import SAVED_MODELS
+from cinn.apps.colorization import defaults as colorization_defaults
 from cinn.errors import CinnError
 
 MODEL_FILE = "model.keras"
 
 
 def default_weights(app, variant=None):
-    name = app if variant is None else f"{app}_{variant}"
-    return SAVED_MODELS / app / (MODEL_FILE if variant is None else f"{name}.keras")
+    """The shipped model file of ``app`` (``variant``: ``saved_models/APP/APP_VARIANT.keras``).
+    An app's default is ``saved_models/APP/model.keras`` unless its ``defaults`` module
+    names another (colorization: ``colorization_global.keras``)."""
+    if variant is not None:
+        return SAVED_MODELS / app / f"{app}_{variant}.keras"
+    return SAVED_MODELS / app / _DEFAULT_FILES.get(app, MODEL_FILE)
 
 
 APPS = ("colorization", "superres", "inpainting")
+#: default model files other than ``model.keras`` (the apps' defaults modules: no Keras)
+_DEFAULT_FILES = {"colorization": colorization_defaults.DEFAULT_WEIGHTS}
 
 
 def app_of_file(path):

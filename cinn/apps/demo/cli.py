@@ -15,7 +15,8 @@ def add_command(sub):
                    help="address to listen on (default 127.0.0.1: this machine only)")
     p.add_argument("--port", type=int, default=7860, help="port (default 7860)")
     p.add_argument("--weights-dir", metavar="DIR",
-                   help="folder laid out like saved_models/ (colorization/model.keras, "
+                   help="folder laid out like saved_models/ (colorization/"
+                   "colorization_global.keras or colorization/model.keras, "
                    "superres/model.keras, superres/superres_x8.keras (optional), "
                    "inpainting/model.keras); default: the shipped weights")
     p.add_argument("--max-queue", type=int, default=16, metavar="N",

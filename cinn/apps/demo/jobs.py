@@ -14,6 +14,9 @@ import numpy as np
 
 from cinn.apps import SAVED_MODELS
 from cinn.apps.colorization.defaults import DEFAULT_TEMPERATURE as COLOR_TEMPERATURE
+from cinn.apps.colorization.defaults import DEFAULT_WEIGHTS as COLOR_WEIGHTS
+from cinn.apps.colorization.defaults import (DEFAULT_LOCAL_TEMPERATURE, DRAW_HUE,
+                                             DRAW_SATURATION)
 from cinn.apps.inpainting import DEFAULT_TEMPERATURE as INPAINT_TEMPERATURE
 from cinn.apps.superres import DEFAULT_TEMPERATURE as SR_TEMPERATURE
 from cinn.errors import CinnError
@@ -29,12 +32,15 @@ LIMITS = {
 }
 #: the model files of a weights folder (laid out like ``saved_models/``); 8x is optional
 MODEL_FILES = {
-    "colorization": ("colorization", "colorization/model.keras"),
+    "colorization": ("colorization", f"colorization/{COLOR_WEIGHTS}"),
     "superres4": ("superres", "superres/model.keras"),
     "superres8": ("superres", "superres/superres_x8.keras"),
     "inpainting": ("inpainting", "inpainting/model.keras"),
 }
 OPTIONAL = ("superres8",)
+#: a weights folder of the former layout: its colorization model (a flow without
+#: global latents) when the default file is missing
+FALLBACK = {"colorization": "colorization/model.keras"}
 #: uncertainty maps smaller than this (pixels, longer side) are shown enlarged
 MAP_MIN_SIDE = 256
 
@@ -55,6 +61,8 @@ def load_models(weights_dir=None, say=print):
     models = {}
     for key, (app, rel) in MODEL_FILES.items():
         path = root / rel
+        if not path.exists() and key in FALLBACK and (root / FALLBACK[key]).exists():
+            path = root / FALLBACK[key]
         if key in OPTIONAL and not path.exists():
             say(f"[cinn] {path} not found: the demo offers no 8x super-resolution")
             continue
@@ -169,12 +177,15 @@ def _noop(*_args, **_kwargs):
     return None
 
 
-def colorize_job(model, path, n=4, temperature=COLOR_TEMPERATURE, seed=0, colour_draws=True,
+def colorize_job(model, path, n=4, temperature=COLOR_TEMPERATURE, seed=0, colour_draws=False,
                  progress=_noop):
-    """N colourings of an uploaded photo: grey input | samples | original (if colour).
-    ``colour_draws``: each sample with its global saturation and hue draw (the
-    app's defaults, ``cinn.apps.colorization.global_colour``), else the flow's samples alone."""
-    from cinn.apps.colorization.infer import colorize, grey_of
+    """N colourings of an uploaded photo: grey input | samples | original (if colour),
+    sampled as ``cinn colorize`` does (``cinn.apps.colorization.defaults``:
+    ``temperature`` for the flow's global latents, its local ones at 0.5).
+    ``colour_draws``: each sample also gets a post-hoc global saturation and hue draw
+    (the former default ranges, ``defaults.DRAW_SATURATION``/``DRAW_HUE``; off by
+    default)."""
+    from cinn.apps.colorization.infer import colorize, grey_of, has_global
     from cinn.apps.common.images import is_greyscale
 
     n, temperature, seed = check_sampling(n, temperature, seed)
@@ -182,13 +193,15 @@ def colorize_job(model, path, n=4, temperature=COLOR_TEMPERATURE, seed=0, colour
     name, rgb = read_upload(path, "colorization", "colorization")
     progress(0.2, desc=f"sampling {n} colourings")
     start = time.time()
-    draws = {} if colour_draws else {"saturation": None, "hue": 0}
+    draws = {"saturation": DRAW_SATURATION, "hue": DRAW_HUE} if colour_draws else {}
     samples = colorize(model, rgb, n=n, temperature=temperature, seed=seed, **draws)
     progress(0.9, desc="uncertainty map")
     after = [] if is_greyscale(rgb) else [("original", rgb)]
+    local = (f" (local latents at {DEFAULT_LOCAL_TEMPERATURE:g})" if has_global(model)
+             else "")
     info = (f"{name}: {rgb.shape[1]}x{rgb.shape[0]}, {n} colourings at temperature "
-            f"{temperature:g}, seed {seed}, {'with' if colour_draws else 'without'} global "
-            f"colour draws in {time.time() - start:.1f} s")
+            f"{temperature:g}{local}, seed {seed}, {'with' if colour_draws else 'without'} "
+            f"global colour draws in {time.time() - start:.1f} s")
     return _finish(name, samples, [("grey input", grey_of(rgb))], after, info)
 
 

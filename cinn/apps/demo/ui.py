@@ -231,8 +231,10 @@ A conditional invertible network (cINN) gives not one answer but a distribution:
 each run draws **N samples**. The **uncertainty map** is the per-pixel standard
 deviation across the N samples (black: all samples agree; yellow: they differ most).
 Higher **temperature** gives more varied samples; the same **seed** gives the same
-samples. Colourings also differ in their overall saturation and hue (**global colour
-draws**; untick the box for the flow's samples alone). Everything runs on this machine."""
+samples. The colorization model draws each colouring's overall colour itself (its
+global latents, at the temperature; the local ones at 0.5); the box adds a post-hoc
+saturation and hue draw per colouring (**global colour draws**, off by default).
+Everything runs on this machine."""
 
 
 def _controls(gr, prefix, n, temperature):
@@ -294,7 +296,7 @@ def build(models, workdir, max_queue=MAX_QUEUE):
                 times.add(time.time() - start)
         return handler
 
-    def colorize(path, n, temperature, seed, colour_draws=True, progress=None):
+    def colorize(path, n, temperature, seed, colour_draws=False, progress=None):
         return jobs.colorize_job(models["colorization"], path, n, temperature, seed,
                                  bool(colour_draws), progress)
 
@@ -323,8 +325,8 @@ def build(models, workdir, max_queue=MAX_QUEUE):
                                     label="or one of scikit-image's photos")
                         ctl = _controls(gr, "col", 4, COLOR_TEMPERATURE)
                         ctl += (gr.Checkbox(
-                            value=True, label="vary each colouring's overall saturation and "
-                            "hue (global colour draws)", elem_id="col-draws"),)
+                            value=False, label="also vary each colouring's saturation and hue "
+                            "after sampling (global colour draws)", elem_id="col-draws"),)
                         button = gr.Button("Colorize", variant="primary", elem_id="col-run")
                     with gr.Column(scale=2):
                         out = _outputs(gr, "col", "grey input | N colourings | original")
