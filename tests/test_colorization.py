@@ -342,14 +342,26 @@ def test_train_then_evaluate_tiny(tmp_path, capsys):
 
 
 # -- shipped weights ---------------------------------------------------------------------
-@pytest.mark.parametrize("variant", [None, "muted"])
+@pytest.mark.parametrize("variant", [None, "muted", "former"])
 def test_shipped_weights_colorize_a_skimage_picture(variant):
     from skimage.data import chelsea
 
-    from cinn.apps.common.pretrained import load_model
+    from cinn.apps import SAVED_MODELS
+    from cinn.apps.colorization.infer import has_global, sampling_temperatures
+    from cinn.apps.common.pretrained import load_model, weights_path
 
-    model = load_model("colorization", variant=variant)
+    if variant == "former":   # the former default: a flow of any size, local latents only
+        model = load_model("colorization", SAVED_MODELS / "colorization" / "model.keras")
+    else:
+        model = load_model("colorization", variant=variant)
     assert isinstance(model, ColorizationINN) and model.use_condition
+    # the default: the flow with global latents, sampled at T = 1 (global) and 0.5 (local);
+    # the others: one temperature, by default the local one
+    assert has_global(model) == (variant is None)
+    assert sampling_temperatures(model) == ((1.0, 0.5) if variant is None else (0.5, 0.5))
+    assert sampling_temperatures(model, 0.8) == ((0.8, 0.5) if variant is None else (0.8, 0.8))
+    if variant is None:
+        assert weights_path("colorization").name == "colorization_global.keras"
     rgb = chelsea()[::6, ::6]                          # 50x76: not a multiple of 8
     out = colorize(model, rgb, n=2, temperature=0.8, seed=0)
     assert out.shape == (2,) + rgb.shape and out.dtype == np.uint8
