@@ -215,7 +215,8 @@ def run(args):
                                      local_temperature=local_temperature)
     size = f"{args.size}x{args.size} centre crops" if args.size else "full images"
     print(f"colorization on {args.data}: {len(images)} colour images ({size}), "
-          f"N = {n} samples at temperature {temperature:g} and 1"
+          f"N = {n} samples at temperature {temperature:g}"
+          + (" and 1" if temperature != 1.0 else "")
           + (f" (local latents at {local_temperature:g})" if has_global(model) else "")
           + f", seed {args.seed} (+ image "
           f"index), {_colour_words(saturation, hue)}; CRPS and coverage per pixel and "
