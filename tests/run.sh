@@ -1,20 +1,21 @@
 #!/usr/bin/env bash
 # The whole test suite on both Keras backends (the README's test command).
-# By default the TensorFlow run, then the JAX run, output as it comes.
-# CINN_TESTS_PARALLEL=1: both runs side by side. Each run is mostly single-threaded
-# op-by-op dispatch of tiny models (about 99 % of one core), so on an otherwise idle
-# 2-core machine this should take about the longer run's time instead of the sum; on a
-# machine already busy (a training job on 1.5 cores) it was slower than one after the
-# other (a test_blocks subset: 61-66 s side by side, 50 s in turn). Side by side, each
-# run has its own pytest temporary folder (--basetemp; tests take free ports), each
-# run's output is printed in full once it ends, and the script fails if either fails.
+# By default the TensorFlow run and the JAX run side by side: each is mostly
+# single-threaded op-by-op dispatch of tiny models (about one core), so on an idle
+# 2-core machine both take about the longer run's time instead of the sum (measured:
+# tests/test_colorization.py + tests/test_density.py, 416 s one after the other, 231 s
+# side by side; the whole suite side by side 20.3 min). Each run has its own pytest
+# temporary folder (--basetemp; tests take free ports), each run's output is printed in
+# full once it ends, and the script fails if either fails.
+# CINN_TESTS_SERIAL=1 (or a 1-core machine): the TensorFlow run, then the JAX run,
+# output as it comes (better on a machine already busy with other work).
 # Arguments go to both pytest runs (e.g. a test file, -x, -k EXPR).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export TF_CPP_MIN_LOG_LEVEL=3
 BACKENDS=(tensorflow jax)
 
-if [ -z "${CINN_TESTS_PARALLEL:-}" ]; then
+if [ -n "${CINN_TESTS_SERIAL:-}" ] || [ "$(nproc 2>/dev/null || echo 1)" -lt 2 ]; then
     status=0
     for backend in "${BACKENDS[@]}"; do
         echo "== KERAS_BACKEND=$backend"

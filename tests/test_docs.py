@@ -76,6 +76,10 @@ REPLACED = {
     "from apps.common.pretrained import load_model":
         "from cinn.apps.common.pretrained import load_model",
     "from apps.inpainting.infer import inpaint": "from cinn.apps.inpainting.infer import inpaint",
+    # tests/run.sh runs the two backends side by side
+    "pip install -e '.[test]' && bash tests/run.sh # tests (TensorFlow, then JAX backend)":
+        "pip install -e '.[test]' && bash tests/run.sh # tests (TensorFlow and JAX backends, "
+        "side by side)",
     # the default inpainting temperature became the calibrated one (docs/evaluation.md)
     "| Set5, 4x | T = 0 | T = 0.3 | T = 0.5 (default) | T = 0.7 | T = 0.9 | bicubic | NTIRE diversity, 10 samples at T = 0.5 |":
         "| Set5, 4x | T = 0 | T = 0.3 | T = 0.5 (former default) | T = 0.7 | T = 0.9 | bicubic | NTIRE diversity, 10 samples at T = 0.5 |",
