@@ -355,10 +355,10 @@ def test_shipped_weights_colorize_a_skimage_picture(variant):
     else:
         model = load_model("colorization", variant=variant)
     assert isinstance(model, ColorizationINN) and model.use_condition
-    # the default: the flow with global latents, sampled at T = 1 (global) and 0.5 (local);
+    # the default: the flow with global latents, sampled at T = 1.15 (global) and 0.5 (local);
     # the others: one temperature, by default the local one
     assert has_global(model) == (variant is None)
-    assert sampling_temperatures(model) == ((1.0, 0.5) if variant is None else (0.5, 0.5))
+    assert sampling_temperatures(model) == ((1.15, 0.5) if variant is None else (0.5, 0.5))
     assert sampling_temperatures(model, 0.8) == ((0.8, 0.5) if variant is None else (0.8, 0.8))
     if variant is None:
         assert weights_path("colorization").name == "colorization_global.keras"

@@ -125,7 +125,7 @@ def test_command_line_options(tmp_path, capsys, tiny):  # noqa: F811
 def test_default_sampling_applies_no_colour_draw(tiny):  # noqa: F811
     """The defaults give the flow's own samples (no post-hoc draw): for a flow of any
     size those of ``model.sample``, for a flow with global latents those decoded from
-    the seed's latents scaled by the default temperatures (1 global, 0.5 local)."""
+    the seed's latents scaled by the default temperatures (1.15 global, 0.5 local)."""
     from cinn.apps.colorization.defaults import (DEFAULT_LOCAL_TEMPERATURE, DEFAULT_SATURATION,
                                                  DEFAULT_HUE, DEFAULT_TEMPERATURE)
     from cinn.apps.colorization.guided import guided_upsample, shrink_l
@@ -134,7 +134,7 @@ def test_default_sampling_applies_no_colour_draw(tiny):  # noqa: F811
     from cinn.model import draw_latents
     from helpers import randomize
 
-    assert (DEFAULT_TEMPERATURE, DEFAULT_LOCAL_TEMPERATURE) == (1.0, 0.5)
+    assert (DEFAULT_TEMPERATURE, DEFAULT_LOCAL_TEMPERATURE) == (1.15, 0.5)
     assert DEFAULT_SATURATION is None and DEFAULT_HUE == 0
     model, _ = tiny
     cond = l_of(picture(16, 24))
@@ -150,12 +150,13 @@ def test_default_sampling_applies_no_colour_draw(tiny):  # noqa: F811
                         "global_features": 4, "global_widths": [4]})
     randomize(flow, scale=0.05, seed=3)
     cond = l_of(picture(20, 28, seed=1))
-    z = draw_latents(3, 16 * 16 * 2, 4) * latent_scale(flow, (16, 16, 2), 1.0, 0.5)
+    z = draw_latents(3, 16 * 16 * 2, 4) * latent_scale(flow, (16, 16, 2), DEFAULT_TEMPERATURE,
+                                                     DEFAULT_LOCAL_TEMPERATURE)
     small = to_np(flow.decode(z, np.repeat(shrink_l(cond, 16)[None], 3, axis=0)))
     own = np.stack([guided_upsample(one, cond) for one in small])
     np.testing.assert_allclose(sample_ab(flow, cond, n=3, seed=4), own, atol=1e-4)
     pic = picture(20, 28, seed=1)
     plain = colorize(flow, pic, n=3, seed=4)
-    assert np.array_equal(plain, colorize(flow, pic, n=3, temperature=1.0, seed=4,
+    assert np.array_equal(plain, colorize(flow, pic, n=3, temperature=1.15, seed=4,
                                           local_temperature=0.5, saturation=None, hue=0))
     assert not np.array_equal(plain, colorize(flow, pic, n=3, seed=4, hue=40))

@@ -1,4 +1,4 @@
-"""``cinn colorize IMAGE [IMAGE...] -n 8 [--temperature 1 --local-temperature 0.5]
+"""``cinn colorize IMAGE [IMAGE...] -n 8 [--temperature 1.15 --local-temperature 0.5]
 [--saturation LO HI --hue DEG] --seed 0 -o OUT`` (defaults: ``defaults.py``)."""
 from cinn.apps.colorization.defaults import DEFAULT_LOCAL_TEMPERATURE, DEFAULT_TEMPERATURE
 from cinn.apps.colorization.global_colour import add_arguments as add_colour_arguments

@@ -24,7 +24,7 @@ when given, else ``--local-temperature`` when given, else
 #: the default weights file in ``saved_models/colorization/``
 DEFAULT_WEIGHTS = "colorization_global.keras"
 #: temperature of the global latents (a flow with a global section)
-DEFAULT_TEMPERATURE = 1.0
+DEFAULT_TEMPERATURE = 1.15
 #: temperature of the local latents (every latent of a flow without a global section)
 DEFAULT_LOCAL_TEMPERATURE = 0.5
 #: the post-hoc global colour draws: off by default

@@ -10,7 +10,7 @@ A flow with global latents and a fixed working size (``colorization_global.keras
 the default): ``colorize(image, num_samples, temperature, local_temperature, seed)``,
 the same output for an image of any size: L shrunk to the working size (area average,
 ``cv2.INTER_AREA``'s weights), ``N`` ab samples there (the global latents at
-``temperature``, the others at ``local_temperature``; the app's defaults are 1 and
+``temperature``, the others at ``local_temperature``; the app's defaults are 1.15 and
 0.5), each brought back to ``H x W`` as ``cinn.apps.colorization.guided`` does
 (bicubic with ``cv2.INTER_CUBIC``'s weights, then the guided filter with the
 full-resolution L as the guide), merged with L. No post-hoc global colour draw, as
