@@ -1,4 +1,5 @@
-"""Training callbacks: step checkpoints that survive kills, a NaN/Inf guard,
+"""Training callbacks: step checkpoints that survive kills (the best epoch's kept
+apart), a guard against NaN/Inf and against a loss that runs away,
 atomic model saving, the history of every epoch (``history.json``, kept across
 resumed runs) and TensorBoard logs (bits/dim and sample grids).
 
@@ -24,7 +25,7 @@ from cinn.errors import CinnError
 
 
 class TrainingDiverged(CinnError):
-    """The loss became NaN or infinite."""
+    """The loss became NaN or infinite, or ran far above its best."""
 
 
 class SaveFailed(CinnError):
@@ -98,7 +99,10 @@ class Checkpoints:
     commits the checkpoint), so a kill at any moment leaves either the new
     checkpoint or none. ``restore`` checks size and hash and loads the newest
     valid checkpoint; a corrupt or half-written one is reported, renamed to
-    ``*.corrupt`` and the previous one is used. The newest ``keep`` are kept.
+    ``*.corrupt`` and the previous one is used. The newest ``keep`` are kept, and
+    also the *best* one (``best.json``: the epoch-end checkpoint of the lowest
+    loss, see ``mark_best``), however old, so that a run whose loss runs away
+    still has the weights of its best epoch.
     """
 
     PATTERN = re.compile(r"^step-(\d+)\.json$")
@@ -157,8 +161,49 @@ class Checkpoints:
         self._prune()
         return info
 
+    def best(self):
+        """``best.json``: ``{"step", "epoch", "monitor", "value", "loss"}`` of the
+        best epoch-end checkpoint (``loss``: the epoch's training loss), or ``None``."""
+        try:
+            info = json.loads((self.folder / "best.json").read_text())
+            return info if int(info["step"]) in self.steps() else None
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+
+    def mark_best(self, step, epoch, monitor, value, loss=None):
+        """Record checkpoint ``step`` as the best if ``value`` (of ``monitor``, lower
+        is better) beats the recorded one; returns whether it did."""
+        old = self.best()
+        if not current_is_chief() or not math.isfinite(value) or step not in self.steps() or (
+                old is not None and old["monitor"] == monitor and old["value"] <= value):
+            return False
+        try:
+            write_json_atomic(self.folder / "best.json", {
+                "step": int(step), "epoch": int(epoch), "monitor": monitor,
+                "value": float(value),
+                "loss": float(value if loss is None or not math.isfinite(loss) else loss)})
+        except OSError as err:
+            raise _save_failed("the record of the best checkpoint", self.folder / "best.json",
+                               err, f"the checkpoint of step {int(step)} is kept") from None
+        self._prune()
+        return True
+
+    def set_aside_after(self, step):
+        """Rename the checkpoints newer than ``step`` to ``*.diverged`` (kept, not
+        used by ``restore``); returns their steps."""
+        later = [s for s in self.steps() if s > step]
+        if current_is_chief():
+            for s in later:
+                for p in reversed(self._paths(s)):   # the metadata first: uncommitted
+                    if p.exists():
+                        os.replace(p, p.with_name(p.name + ".diverged"))
+        return later
+
     def _prune(self):
+        best = self.best()
         for step in self.steps()[:-self.keep]:
+            if best is not None and step == int(best["step"]):
+                continue
             for p in reversed(self._paths(step)):   # the metadata first: uncommitted
                 try:
                     p.unlink(missing_ok=True)
@@ -246,32 +291,92 @@ class StepCounter(keras.callbacks.Callback):
 
 
 class NaNGuard(keras.callbacks.Callback):
-    """Stop training at the first non-finite loss with a message naming the step.
+    """Stop training at the first non-finite loss, or when the loss runs away, with
+    a message naming the step.
+
+    Runaway: the mean of the last ``window`` batch losses (Keras' running mean of
+    the epoch, turned back into per-batch losses) more than ``margin`` (bits/dim
+    for a ``ConditionalINN``; ``None``: off) above the best such mean of this run
+    and the best epoch of the checkpoints' ``best.json``. The checkpoints written
+    after the best one are then set aside (``*.diverged``), so that the same
+    command resumes from the best epoch.
 
     Put it before any checkpointing callback: it raises before they can save
     the broken weights, so the last good checkpoint stays intact.
     """
 
-    def __init__(self, checkpoint_hint=None, counter=None, checkpoints=None):
+    def __init__(self, checkpoint_hint=None, counter=None, checkpoints=None, margin=None,
+                 window=50):
         super().__init__()
         self.checkpoint_hint = checkpoint_hint
         self.counter = counter
         self.checkpoints = checkpoints
+        self.margin = None if margin is None else float(margin)
+        self.window = max(1, int(window))
         self._epoch = 0
+        self._recent, self._best, self._prev = [], math.inf, None
+
+    def on_train_begin(self, logs=None):
+        best = self.checkpoints.best() if self.checkpoints is not None else None
+        seed = float(best.get("loss", math.inf)) if best is not None else math.inf
+        self._best = seed if math.isfinite(seed) else math.inf
 
     def on_epoch_begin(self, epoch, logs=None):
         self._epoch = epoch
+        self._prev = None
+
+    def _where(self, batch):
+        if self.counter is not None:
+            return (f"step {self.counter.step} (epoch {self.counter.epoch + 1}, "
+                    f"batch {self.counter.batch})")
+        return f"epoch {self._epoch + 1}, step {batch + 1}"
+
+    def _batch_loss(self, batch, mean):
+        """Keras logs the running mean of the epoch: the batch's own loss from it."""
+        prev, self._prev = self._prev, (batch, mean)
+        if prev is None or prev[0] != batch - 1:
+            return mean if batch == 0 else None
+        return (batch + 1) * mean - batch * prev[1]
+
+    def _check_runaway(self, batch, mean):
+        loss = self._batch_loss(batch, mean)
+        if loss is None:
+            return
+        self._recent = (self._recent + [loss])[-self.window:]
+        if len(self._recent) < self.window:
+            return
+        now = float(np.mean(self._recent))
+        if now <= self._best + self.margin:
+            self._best = min(self._best, now)
+            return
+        self.model.stop_training = True
+        hint = ""
+        ckpts = self.checkpoints
+        best = ckpts.best() if ckpts is not None else None
+        if best is not None:
+            aside = ckpts.set_aside_after(int(best["step"]))
+            hint = (f"; the best checkpoint (step {best['step']}, epoch {best['epoch']}, "
+                    f"{best['monitor']} {best['value']:.4g}) is kept in {ckpts.folder}"
+                    + (f", the {len(aside)} after it renamed *.diverged" if aside else "")
+                    + ": the same command resumes from it")
+        elif ckpts is not None:
+            hint = (f"; no epoch had ended, so no checkpoint is known good (those in "
+                    f"{ckpts.folder} are kept)")
+        raise TrainingDiverged(
+            f"the loss ran away at {self._where(batch)}: the mean of the last "
+            f"{self.window} batches is {now:.4g}, more than {self.margin:g} above the best "
+            f"({self._best:.4g}){hint}; lower the learning rate or set clipnorm")
 
     def on_train_batch_end(self, batch, logs=None):
         loss = (logs or {}).get("loss")
-        if loss is None or math.isfinite(float(loss)):
+        if loss is None:
+            return
+        if math.isfinite(float(loss)):
+            if self.margin is not None:
+                self._check_runaway(batch, float(loss))
             return
         self.model.stop_training = True
-        if self.counter is not None:
-            where = (f"step {self.counter.step} (epoch {self.counter.epoch + 1}, "
-                     f"batch {self.counter.batch})")
-        else:
-            where = f"epoch {self._epoch + 1}, step {batch + 1}"
+        where = self._where(batch)
         hint = ""
         if self.checkpoints is not None:
             last = self.checkpoints.latest_step()
@@ -317,6 +422,11 @@ class Checkpointer(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         self._save(epoch + 1, 0)
+        logs = logs or {}
+        monitor = "val_loss" if "val_loss" in logs else "loss"
+        if monitor in logs and self.last_saved == self.counter.step:
+            self.checkpoints.mark_best(self.counter.step, epoch + 1, monitor,
+                                       float(logs[monitor]), float(logs.get("loss", math.nan)))
 
 
 class SaveModel(keras.callbacks.Callback):

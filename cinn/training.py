@@ -130,7 +130,7 @@ def train(model, data, validation_data=None, epochs=1, learning_rate=1e-3, clipn
           out_dir=None, checkpoint_every=None, callbacks=(), verbose="auto", steps_per_epoch=None,
           *, batch_size=32, keep_checkpoints=3, tensorboard=True, sample_conditions=None,
           render=None, global_clipnorm=None, seed=0, lr_schedule="constant", min_lr_ratio=0.05,
-          init=None, initial_step=0, jit_compile="auto"):
+          init=None, initial_step=0, jit_compile="auto", divergence_margin=1.0):
     """Train by exact maximum likelihood (the loss is bits per dimension).
 
     * ``data``: a ``keras.utils.PyDataset`` (or iterable) of ``((x, c),)`` batches,
@@ -160,7 +160,14 @@ def train(model, data, validation_data=None, epochs=1, learning_rate=1e-3, clipn
       ``resolve_jit_compile``; ``"auto"``: on for JAX and for TensorFlow on a
       GPU, off on a CPU-only TensorFlow and under a ``tf.distribute`` strategy).
     * A NaN or infinite loss stops training with a ``TrainingDiverged`` error
-      naming the step; the last good checkpoint stays intact.
+      naming the step; the last good checkpoint stays intact. So does a loss that
+      runs away: the mean of the last 50 batches (at most one epoch's) more than
+      ``divergence_margin`` bits/dim (``None``: no such check) above the best of
+      the run. With ``out_dir``, the epoch-end checkpoint of the lowest loss
+      (``val_loss`` when there is validation data) is kept however old
+      (``checkpoints/best.json``); on a runaway the checkpoints after it are renamed
+      ``*.diverged`` and the same call resumes from it (lower the learning rate or
+      set a clipnorm first).
     * ``init``: warm start from a ``.keras`` file (or a model) of the same
       architecture: its weights, a fresh optimizer, and the run counted from global
       step ``initial_step`` (the learning-rate schedule and the data continue from
@@ -171,6 +178,11 @@ def train(model, data, validation_data=None, epochs=1, learning_rate=1e-3, clipn
     """
     if lr_schedule not in ("constant", "cosine"):  # before any work is done
         raise ValueError(f"lr_schedule must be 'constant' or 'cosine', got {lr_schedule!r}")
+    if divergence_margin is not None and not (
+            isinstance(divergence_margin, (int, float)) and not isinstance(divergence_margin, bool)
+            and 0 < divergence_margin < math.inf):
+        raise ValueError("divergence_margin must be a positive number of bits/dim or None, "
+                         f"got {divergence_margin!r}")
     if isinstance(data, (tuple, list)) and len(data) == 2 and hasattr(data[0], "shape"):
         data = ArrayDataset(data[0], data[1], batch_size=batch_size, seed=seed)
     if isinstance(validation_data, (tuple, list)) and len(validation_data) == 2 and hasattr(
@@ -203,7 +215,8 @@ def train(model, data, validation_data=None, epochs=1, learning_rate=1e-3, clipn
             total = f" of {epochs * spe}" if spe else ""
             _note(f"resuming from checkpoint at step {info['step']}{total} "
                   f"(epoch {start_epoch + 1}, batch {offset})", True)
-        cbs.append(NaNGuard(counter=counter, checkpoints=checkpoints))
+        cbs.append(NaNGuard(counter=counter, checkpoints=checkpoints,
+                            margin=divergence_margin, window=min(50, spe or 50)))
         history_log = HistoryLog(out / "history.json", counter)   # before the checkpoint
         cbs.append(history_log)
         cbs.append(Checkpointer(checkpoints, counter, every=checkpoint_every))
@@ -216,7 +229,8 @@ def train(model, data, validation_data=None, epochs=1, learning_rate=1e-3, clipn
             cbs.append(TensorBoardLogger(out / "tensorboard", cond, render=render,
                                          png_dir=out / "samples", seed=seed))
     else:
-        cbs.append(NaNGuard(counter=counter))
+        cbs.append(NaNGuard(counter=counter, margin=divergence_margin,
+                            window=min(50, spe or 50)))
     if init is not None and (out_dir is None or info is None):
         start_epoch, offset = _warm_start(model, init, initial_step, spe, epochs)
         counter.step_offset = int(initial_step)

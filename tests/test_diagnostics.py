@@ -67,9 +67,25 @@ def test_crps_matches_gaussian_closed_form():
     fair = dg.crps(x, y, fair=True)
     assert fair.shape == (m,)
     assert abs(fair.mean() / exact.mean() - 1) < 0.01
-    # the plain form is smaller by 1/2 E|X-X'|/N = sigma/(sqrt(pi) N)
+    # the plain form is larger by 1/2 E|X-X'|/N = sigma/(sqrt(pi) N)
     plain = dg.crps(x, y).mean()
-    assert abs(plain - (exact.mean() - sigma / (math.sqrt(math.pi) * n))) < 0.01 * exact.mean()
+    assert abs(plain - (exact.mean() + sigma / (math.sqrt(math.pi) * n))) < 0.01 * exact.mean()
+
+
+@pytest.mark.parametrize("shape, plain_ratio, fair_ratio", [
+    ("gaussian", 9 * math.sqrt(2) / 16, math.sqrt(2) / 2),  # (N+1)/(2N) sqrt 2, 1/sqrt 2
+    ("laplace", 27 / 32, 3 / 4),  # 3/4 + 3/(4N), 3/4
+])
+def test_crps_of_a_perfect_posterior_at_n8(shape, plain_ratio, fair_ratio):
+    # The best a posterior can do against the best deterministic answer (its
+    # median): 8 samples from the true distribution, truth from it too. This is
+    # why "CRPS <= 0.80 x the baseline's MAE" is near the bound at N = 8.
+    rng = np.random.default_rng(5)
+    draw = rng.standard_normal if shape == "gaussian" else rng.laplace
+    x, y = draw(size=(8, 400000)), draw(size=400000)
+    mae = np.abs(y).mean()
+    assert abs(dg.crps(x, y).mean() / mae - plain_ratio) < 0.01
+    assert abs(dg.crps(x, y, fair=True).mean() / mae - fair_ratio) < 0.01
 
 
 def test_crps_brute_force_and_axis():

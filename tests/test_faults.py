@@ -47,7 +47,9 @@ def assert_intact(out, steps):
     assert ckpts.steps() == steps
     for s in steps:
         ckpts.verify(s)
-    names = sorted(p.name for p in (out / "checkpoints").iterdir())
+    names = sorted(p.name for p in (out / "checkpoints").iterdir() if p.name != "best.json")
+    if ckpts.best() is not None:                    # the best epoch's record names one of them
+        assert ckpts.best()["step"] in steps
     assert names == sorted(f"step-{s:06d}.{ext}" for s in steps for ext in ("json",
                                                                            "weights.h5")), names
 

@@ -234,3 +234,73 @@ def test_cosine_schedule_resumes_on_the_same_curve(tmp_path):
 
 if __name__ == "__main__":
     _child_main(sys.argv[1])
+
+
+class WithSpike(keras.utils.PyDataset):
+    """``STEPS`` batches per epoch; from epoch ``bad_epoch`` on, every batch is
+    scaled by 1000 (the loss jumps by about 10 bits/dim) while ``spike`` is set."""
+
+    def __init__(self, bad_epoch):
+        super().__init__()
+        self.x, self.c = toy_data()
+        self.bad_epoch = bad_epoch
+        self.spike = True
+        self.epochs_begun = 0
+
+    def __len__(self):
+        return STEPS
+
+    def __getitem__(self, i):
+        x = self.x[16 * i:16 * (i + 1)]
+        if self.spike and self.epochs_begun - 1 >= self.bad_epoch:
+            x = 1000 * x
+        return ((x, self.c[16 * i:16 * (i + 1)]),)
+
+    def on_epoch_begin(self):
+        self.epochs_begun += 1
+
+
+def test_runaway_loss_stops_and_the_same_command_resumes_from_the_best_epoch(tmp_path):
+    model = small_model()
+    data = WithSpike(bad_epoch=2)  # steps 9, 10, ... are 1000x the data
+    with pytest.raises(TrainingDiverged) as err:
+        train(model, data, epochs=EPOCHS + 1, out_dir=tmp_path, checkpoint_every=2,
+              verbose=0, tensorboard=False)
+    msg = str(err.value)
+    assert "loss ran away at step 9 " in msg and "(epoch 3, batch 1)" in msg, msg
+    assert "best checkpoint (step 8, epoch 2" in msg and "resumes from it" in msg, msg
+    ckpts = Checkpoints(tmp_path / "checkpoints")
+    assert ckpts.latest_step() == 8 and ckpts.best()["step"] == 8
+    # the same command (the data mended) resumes from the best epoch and finishes
+    data.spike = False
+    train(small_model(), data, epochs=EPOCHS + 1, out_dir=tmp_path, checkpoint_every=2,
+          verbose=0, tensorboard=False)
+    assert ckpts.latest_step() == (EPOCHS + 1) * STEPS
+
+
+def test_best_checkpoint_outlives_pruning_and_later_ones_can_be_set_aside(tmp_path):
+    model = small_model()
+    model.compile(optimizer=keras.optimizers.Adam())
+    model.optimizer.build(model.trainable_variables)
+    ckpts = Checkpoints(tmp_path, keep=2)
+    for step, loss in zip((1, 2, 3, 4, 5), (3.0, 1.0, 2.0, 2.5, 9.0)):
+        ckpts.save(model, step, epoch=step, batch=0)
+        ckpts.mark_best(step, step, "loss", loss)
+    assert ckpts.steps() == [2, 4, 5]  # the newest two and the best
+    assert ckpts.best() == {"step": 2, "epoch": 2, "monitor": "loss", "value": 1.0,
+                            "loss": 1.0}
+    assert ckpts.set_aside_after(2) == [4, 5]
+    assert ckpts.steps() == [2]
+    assert sorted(p.name for p in tmp_path.glob("*.diverged")) == [
+        "step-000004.json.diverged", "step-000004.weights.h5.diverged",
+        "step-000005.json.diverged", "step-000005.weights.h5.diverged"]
+    assert ckpts.restore(model)["step"] == 2
+
+
+def test_divergence_margin_checked_and_off(tmp_path):
+    with pytest.raises(ValueError, match="divergence_margin"):
+        train(small_model(), toy_data(), divergence_margin=0, verbose=0, tensorboard=False)
+    data = WithSpike(bad_epoch=1)
+    train(small_model(), data, epochs=2, out_dir=tmp_path, verbose=0, tensorboard=False,
+          divergence_margin=None)  # no check: the run goes through the spike
+    assert Checkpoints(tmp_path / "checkpoints").latest_step() == 2 * STEPS

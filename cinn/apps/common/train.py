@@ -22,6 +22,7 @@ TRAIN_DEFAULTS = {
     "backprop": "standard",      # "standard" | "inverse" (cinn.reversible)
     "strategy": "auto",          # see cinn.distribute.make_distribution (--strategy)
     "init": None,                # warm start from these weights (--init wins)
+    "divergence_margin": 1.0,    # stop when the loss runs this many bits/dim above its best
 }
 
 #: ``cinn train`` options that must be positive: (option, config section, key)
@@ -147,7 +148,8 @@ def run(args):
               render=task_render(task, model), seed=seed,
               jit_compile=tcfg["jit_compile"],
               init=getattr(args, "init", None) or tcfg["init"],
-              initial_step=getattr(args, "init_step", None) or 0)
+              initial_step=getattr(args, "init_step", None) or 0,
+              divergence_margin=tcfg["divergence_margin"])
         save_atomic(model, out / "model.keras")  # every worker saves (collective); chief keeps
     if not dist.is_chief:
         return 0

@@ -114,7 +114,8 @@ def run(args):
     print(f"inpainting on {args.data}: {len(images)} images ({size}), fixed masks "
           f"(seed {args.seed}, boxes and brush strokes, 10-50 % of the image; "
           f"{100 * extras['coverage']:.1f} % on average), N = {args.num_samples} samples "
-          f"at temperature {temperature:g} and 1, {time.time() - start:.0f} s; over the hole "
+          f"at temperature {temperature:g}{' and 1' if temperature != 1.0 else ''}, "
+          f"{time.time() - start:.0f} s; over the hole "
           "pixels: CRPS and coverage per pixel and channel (RGB, 0-255 grey levels), "
           "PSNR/SSIM (RGB); mean over images [95 % bootstrap interval over images]\n")
     dataset = Path(args.data).name

@@ -208,8 +208,9 @@ def run(args):
         raise CinnError(f"--diversity-samples must be 0 (off) or at least 2, got {div}")
     out = check_out_dir(getattr(args, "out", None) or "out")
     n, s = args.num_samples, args.scale
-    print(f"# superres {s}x: N = {n} samples per image at temperature {temperature:g} and "
-          f"1, seed {args.seed}; {s}-pixel border cropped; CRPS and coverage per pixel and "
+    both = f"{temperature:g}" + (" and 1" if temperature != 1.0 else "")
+    print(f"# superres {s}x: N = {n} samples per image at temperature {both}, "
+          f"seed {args.seed}; {s}-pixel border cropped; CRPS and coverage per pixel and "
           "channel (RGB, 0-255 grey levels), PSNR/SSIM on Y (BT.601); mean over images "
           "[95 % bootstrap interval over images]" + (
               f"; NTIRE diversity score of {div} samples (squared error over 16x16 "
