@@ -125,11 +125,15 @@ def interval_coverage(samples, truth, levels=LEVELS, axis=0, seed=0):
     return _coverage(_ranks(x, y, seed), x.shape[0], levels)
 
 
-def range_coverage(samples, truth, axis=0):
-    """Fraction of elements with ``min <= truth <= max`` of their samples; a
-    calibrated ``N``-ensemble of continuous values covers ``(N-1)/(N+1)``."""
+def range_coverage(samples, truth, axis=0, seed=0):
+    """Fraction of elements whose truth lies between the smallest and the largest
+    of their samples: rank ``1..N-1``, ties with samples broken at random as for
+    the rank, so that a calibrated ``N``-ensemble covers ``(N-1)/(N+1)`` also
+    with discrete values (8-bit pixels, values clipped to a range), where
+    counting ``min <= truth <= max`` would count every tie as covered."""
     x, y = _split(samples, truth, axis)
-    return float(np.mean((x.min(axis=0) <= y) & (y <= x.max(axis=0))))
+    r = _ranks(x, y, seed)
+    return float(np.mean((r >= 1) & (r <= x.shape[0] - 1)))
 
 
 def calibration_error(samples, truth, levels=LEVELS, axis=0, seed=0):

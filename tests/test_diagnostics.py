@@ -33,6 +33,21 @@ def test_calibrated_gaussian(n):
     assert _chi2_p(counts) > 0.001
 
 
+def test_range_coverage_of_discrete_values():
+    # 8-bit-like values: a calibrated ensemble of rounded values, and values clipped
+    # at 0 as pixels at black are; ties with the truth are common in both
+    rng = np.random.default_rng(6)
+    for x, y in ((np.round(1.5 * rng.standard_normal((8, M))), np.round(1.5 * rng.standard_normal(M))),
+                 (np.maximum(rng.standard_normal((8, M)), 0), np.maximum(rng.standard_normal(M), 0))):
+        inclusive = np.mean((x.min(0) <= y) & (y <= x.max(0)))
+        assert inclusive > 7 / 9 + 0.05          # what counting ties as covered gives
+        assert abs(dg.range_coverage(x, y) - 7 / 9) < 0.01
+        assert abs(dg.interval_coverage(x, y, levels=[1.0])[0] - 7 / 9) < 0.01
+    # exact ends: rank 0 and N are outside, whatever the seed
+    x = np.array([[1.0, 1.0], [2.0, 3.0]])
+    assert dg.range_coverage(x, np.array([0.5, 2.0])) == 0.5
+
+
 def test_expected_coverage():
     np.testing.assert_allclose(dg.expected_coverage([0.5, 0.9], 100), [0.5, 0.9])
     # N = 8: the 0.9 interval would reach beyond the samples, clipped to [min, max]

@@ -7,8 +7,9 @@ RGB channel; every pixel and channel of the scored region is one forecast):
 
 * ``crps``: the ensemble CRPS (``cinn.diagnostics.crps``), averaged over the
   elements; for one deterministic answer (``N = 1``) it is the mean absolute error;
-* ``range_coverage``: the fraction of elements inside ``[min, max]`` of the samples,
-  ``(N-1)/(N+1)`` for a calibrated ensemble of ``N`` (0.778 for ``N = 8``);
+* ``range_coverage``: the fraction of elements inside ``[min, max]`` of the samples
+  (ties broken at random), ``(N-1)/(N+1)`` for a calibrated ensemble of ``N`` (0.778
+  for ``N = 8``);
 * ``calibration_error`` (median over the central intervals at q = 0.1 ... 0.9 of
   ``|observed - expected coverage|``) and ``coverage_gap`` (their mean of
   ``observed - expected``: negative when the samples are too narrow, positive when too
