@@ -88,7 +88,7 @@ REPLACED = {
     'out = inpaint(load_model("inpainting"), rgb_uint8, mask_bool, n=8, seed=0) '
     '# temperature 0.2':
         'out = inpaint(load_model("inpainting"), rgb_uint8, mask_bool, n=8, seed=0) '
-        '# temperature 1.0',
+        '# temperature 1.1',
     # the colorization default became the flow with global latents, without post-hoc
     # draws (docs/colorization.md, "Defaults"); model.keras is the former default
     "# the defaults: temperature=0.3, saturation=(0.6, 2.4), hue=40.0":
