@@ -192,11 +192,8 @@ class Checkpoints:
         """Rename the checkpoints newer than ``step`` to ``*.diverged`` (kept, not
         used by ``restore``); returns their steps."""
         later = [s for s in self.steps() if s > step]
-        if current_is_chief():
-            for s in later:
-                for p in reversed(self._paths(s)):   # the metadata first: uncommitted
-                    if p.exists():
-                        os.replace(p, p.with_name(p.name + ".diverged"))
+        for s in later:
+            self._set_aside(s, ".diverged")
         return later
 
     def _prune(self):
@@ -248,17 +245,20 @@ class Checkpoints:
                 reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err)
                 _note(f"checkpoint {self._paths(step)[0]} is corrupt ({reason}); "
                       "using the previous one")
-                self._quarantine(step)
+                self._set_aside(step, ".corrupt")
                 continue
             return info
         return None
 
-    def _quarantine(self, step):
+    def _set_aside(self, step, suffix):
+        """Rename checkpoint ``step``'s files to ``NAME + suffix`` (the weights
+        first: a checkpoint cut in the middle is never an uncommitted weights file,
+        which ``restore`` would delete)."""
         if not current_is_chief():
             return
         for p in self._paths(step):
             if p.exists():
-                os.replace(p, p.with_name(p.name + ".corrupt"))
+                os.replace(p, p.with_name(p.name + suffix))
 
 
 class StepCounter(keras.callbacks.Callback):

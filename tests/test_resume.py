@@ -232,10 +232,6 @@ def test_cosine_schedule_resumes_on_the_same_curve(tmp_path):
     assert fit(EPOCHS) == pytest.approx(rates[-1], rel=1e-5)
 
 
-if __name__ == "__main__":
-    _child_main(sys.argv[1])
-
-
 class WithSpike(keras.utils.PyDataset):
     """``STEPS`` batches per epoch; from epoch ``bad_epoch`` on, every batch is
     scaled by 1000 (the loss jumps by about 10 bits/dim) while ``spike`` is set."""
@@ -304,3 +300,7 @@ def test_divergence_margin_checked_and_off(tmp_path):
     train(small_model(), data, epochs=2, out_dir=tmp_path, verbose=0, tensorboard=False,
           divergence_margin=None)  # no check: the run goes through the spike
     assert Checkpoints(tmp_path / "checkpoints").latest_step() == 2 * STEPS
+
+
+if __name__ == "__main__":
+    _child_main(sys.argv[1])

@@ -36,7 +36,8 @@ from cinn.apps.colorization.infer import _compiled, has_global, sample_ab, sampl
 from cinn.apps.common.data import center_crops
 from cinn.apps.common.images import pad_to_multiple
 from cinn.apps.common.outputs import check_out_dir
-from cinn.apps.common.posterior_report import PosteriorReport, flow_key, flow_temperatures
+from cinn.apps.common.posterior_report import (PosteriorReport, flow_key, flow_temperatures,
+                                               temperatures_label)
 from cinn.apps.common.pretrained import default_weights, load_model
 from cinn.apps.common.progress import progress
 from cinn.apps.common.sampling_args import curve_temperatures
@@ -215,8 +216,7 @@ def run(args):
                                      local_temperature=local_temperature)
     size = f"{args.size}x{args.size} centre crops" if args.size else "full images"
     print(f"colorization on {args.data}: {len(images)} colour images ({size}), "
-          f"N = {n} samples at temperature {temperature:g}"
-          + (" and 1" if temperature != 1.0 else "")
+          f"N = {n} samples at temperature {temperatures_label(temperature)}"
           + (f" (local latents at {local_temperature:g})" if has_global(model) else "")
           + f", seed {args.seed} (+ image "
           f"index), {_colour_words(saturation, hue)}; CRPS and coverage per pixel and "

@@ -271,6 +271,11 @@ def flow_temperatures(temperature, sweep=()):
     return sorted({float(temperature), 1.0, *(float(t) for t in sweep)})
 
 
+def temperatures_label(temperature):
+    """``"T and 1"`` (the default and T = 1, both reported), or ``"1"`` when they agree."""
+    return f"{float(temperature):g}" + (" and 1" if float(temperature) != 1.0 else "")
+
+
 def plot_name(app, temperature, dataset=None):
     """File name of a calibration plot: ``calibration_APP[_DATASET]_tT.png``."""
     return f"calibration_{app}{'_' + dataset if dataset else ''}_t{float(temperature):g}.png"

@@ -18,7 +18,8 @@ import numpy as np
 
 from cinn.apps.common.data import center_crops, load_folder
 from cinn.apps.common.outputs import check_out_dir
-from cinn.apps.common.posterior_report import PosteriorReport, flow_key, flow_temperatures
+from cinn.apps.common.posterior_report import (PosteriorReport, flow_key, flow_temperatures,
+                                               temperatures_label)
 from cinn.apps.common.pretrained import load_model
 from cinn.apps.common.progress import progress
 from cinn.apps.common.regressor import Regressor
@@ -114,7 +115,7 @@ def run(args):
     print(f"inpainting on {args.data}: {len(images)} images ({size}), fixed masks "
           f"(seed {args.seed}, boxes and brush strokes, 10-50 % of the image; "
           f"{100 * extras['coverage']:.1f} % on average), N = {args.num_samples} samples "
-          f"at temperature {temperature:g}{' and 1' if temperature != 1.0 else ''}, "
+          f"at temperature {temperatures_label(temperature)}, "
           f"{time.time() - start:.0f} s; over the hole "
           "pixels: CRPS and coverage per pixel and channel (RGB, 0-255 grey levels), "
           "PSNR/SSIM (RGB); mean over images [95 % bootstrap interval over images]\n")

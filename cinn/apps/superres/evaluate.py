@@ -23,7 +23,8 @@ import numpy as np
 
 from cinn.apps.common.data import center_crops
 from cinn.apps.common.outputs import check_out_dir
-from cinn.apps.common.posterior_report import PosteriorReport, flow_key, flow_temperatures
+from cinn.apps.common.posterior_report import (PosteriorReport, flow_key, flow_temperatures,
+                                               temperatures_label)
 from cinn.apps.common.images import IMAGE_SUFFIXES, list_images, read_image
 from cinn.apps.common.progress import progress
 from cinn.apps.common.sampling_args import curve_temperatures
@@ -208,8 +209,8 @@ def run(args):
         raise CinnError(f"--diversity-samples must be 0 (off) or at least 2, got {div}")
     out = check_out_dir(getattr(args, "out", None) or "out")
     n, s = args.num_samples, args.scale
-    both = f"{temperature:g}" + (" and 1" if temperature != 1.0 else "")
-    print(f"# superres {s}x: N = {n} samples per image at temperature {both}, "
+    print(f"# superres {s}x: N = {n} samples per image at temperature "
+          f"{temperatures_label(temperature)}, "
           f"seed {args.seed}; {s}-pixel border cropped; CRPS and coverage per pixel and "
           "channel (RGB, 0-255 grey levels), PSNR/SSIM on Y (BT.601); mean over images "
           "[95 % bootstrap interval over images]" + (
