@@ -22,11 +22,12 @@ from pathlib import Path
 import numpy as np
 
 import cinn  # before Keras: cinn sets the backend's CPU flags
+from cinn.errors import CinnError
 
 DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "density"
 HISTORY_FIELDS = ["epoch", "step", "train_seconds", "train_bpd", "test_bpd"]
-CONFIG_KEYS = ("model", "data", "levels", "steps", "hidden", "batch", "lr", "epochs",
-               "conditional", "seed", "smoke")
+CONFIG_KEYS = ("model", "data", "levels", "steps", "hidden", "batch", "lr", "clipnorm",
+               "epochs", "conditional", "seed", "smoke")
 
 
 class UsageError(Exception):
@@ -105,13 +106,24 @@ def config_from_args(args, out):
     given = {k: getattr(args, k) for k in CONFIG_KEYS}
     if path.is_file():
         cfg = json.loads(path.read_text())
-        if args.epochs is not None:
-            cfg["epochs"] = args.epochs  # a run may be extended
+        cfg.setdefault("clipnorm", None)
+        if args.evaluate:
+            return cfg
+        changed = {k: given[k] for k in ("epochs", "lr", "clipnorm")
+                   if given[k] is not None and given[k] != cfg[k]}
+        if changed:  # a run may be extended, or resumed gentler after a runaway
+            done = read_history(out)
+            cfg.setdefault("changes", []).append(
+                {"from_epoch": int(done[-1]["epoch"]) + 1 if done else 1, **changed})
+            cfg.update(changed)
+            path.write_text(json.dumps(cfg, indent=1))
         return cfg
     if args.evaluate:
         raise UsageError(f"{out}: no config.json (train there first)")
     if given["epochs"] is None:
         given["epochs"] = 2 if args.smoke else 30
+    if given["lr"] is None:
+        given["lr"] = 1e-3
     out.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(given, indent=1))
     return given
@@ -156,7 +168,7 @@ def train(cfg, out, x_train, y_train, x_test, y_test):
     model.initialize(x[:256], None if c is None else c[:256])
     rec = make_callback(out, x_test, y_test, cfg["conditional"], eval_n)
     fit(model, (x, c), epochs=cfg["epochs"], learning_rate=cfg["lr"], batch_size=cfg["batch"],
-        out_dir=out, checkpoint_every=200, callbacks=[rec], verbose=2, tensorboard=False,
+        global_clipnorm=cfg.get("clipnorm"), out_dir=out, checkpoint_every=200, callbacks=[rec], verbose=2, tensorboard=False,
         seed=cfg["seed"], lr_schedule="cosine", min_lr_ratio=0.1)
     return model
 
@@ -373,7 +385,12 @@ def main(argv=None):
     p.add_argument("--steps", type=int, default=8, help="flow steps per level")
     p.add_argument("--hidden", type=int, default=96, help="channels of the coupling subnets")
     p.add_argument("--batch", type=int, default=64)
-    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--lr", type=float, default=None,
+                   help="peak learning rate of the cosine schedule (default 1e-3); given to a "
+                   "run folder, it changes the schedule from the next epoch (recorded in "
+                   "config.json under 'changes')")
+    p.add_argument("--clipnorm", type=float, default=None,
+                   help="clip the global gradient norm (default: off); on a run folder as --lr")
     p.add_argument("--epochs", type=int, default=None, help="default 30 (cosine schedule)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--conditional", action="store_true", help="class-conditional flow")
@@ -408,7 +425,7 @@ def main(argv=None):
              "images": len(x_test)}, indent=1))
         if args.figures:
             figures(model, cfg, out, args.figures, x_train, x_test, y_test, cfg["smoke"])
-    except UsageError as err:
+    except (UsageError, CinnError) as err:  # a runaway loss, a failed save, ...
         print(f"cinn: error: {err}", file=sys.stderr)
         return 2
     return 0

@@ -1,5 +1,6 @@
 """Image density (``cinn.density``), MAP inpainting (``cinn.map_inpainting``) and the
 two density examples, on tiny settings (no data from /work/shared)."""
+import json
 import math
 import os
 import subprocess
@@ -186,11 +187,15 @@ def test_mnist_density_trains_resumes_evaluates_and_draws(fake_mnist, tmp_path):
     assert "bits/dim" in out.stdout and "| 90% random |" in out.stdout
     assert cv2.imread(str(figs / "mnist_map_inpainting.png")) is not None
     assert cv2.imread(str(figs / "mnist_bpd_curve.png")) is not None
-    out = _run(script, "--smoke", "--data-root", fake_mnist, "--out", run, "--epochs", "2")
+    out = _run(script, "--smoke", "--data-root", fake_mnist, "--out", run, "--epochs", "2",
+               "--lr", "5e-4", "--clipnorm", "100")
     assert out.returncode == 0, out.stderr[-3000:]
     assert "resuming from checkpoint" in out.stdout
     rows = (run / "history.csv").read_text().strip().splitlines()
     assert len(rows) == 3 and rows[-1].startswith("2,32,")  # header + 2 epochs, 16 steps each
+    cfg = json.loads((run / "config.json").read_text())   # a gentler resume is recorded
+    assert (cfg["lr"], cfg["clipnorm"]) == (5e-4, 100)
+    assert cfg["changes"] == [{"from_epoch": 2, "epochs": 2, "lr": 5e-4, "clipnorm": 100}]
 
 
 def test_mnist_density_conditional_draws_samples_and_style_transfer(fake_mnist, tmp_path):
@@ -212,6 +217,15 @@ def test_mnist_density_bad_input_is_one_error_line(tmp_path):
     assert out.returncode == 2
     assert out.stderr.strip().splitlines()[-1].startswith("cinn: error:")
     assert "mnist.npz" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_mnist_density_divergence_is_one_error_line(fake_mnist, tmp_path):
+    out = _run(ROOT / "examples" / "mnist_density.py", "--smoke", "--data-root", fake_mnist,
+               "--out", tmp_path / "run", "--epochs", "1", "--lr", "1e3", timeout=300)
+    assert out.returncode == 2
+    last = out.stderr.strip().splitlines()[-1]
+    assert last.startswith("cinn: error: non-finite loss") and "learning rate" in last
+    assert "Traceback" not in out.stderr
 
 
 def test_density_2d_draws_its_figures(tmp_path):
