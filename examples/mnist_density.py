@@ -164,7 +164,7 @@ def train(cfg, out, x_train, y_train, x_test, y_test):
     x = pixel_centres(x_train)
     c = one_hot(y_train) if cfg["conditional"] else None
     eval_n = 256 if cfg["smoke"] else len(x_test)
-    # ActNorm from the data here: cinn.training.first_batch misreads (x,) batches
+    # ActNorm from the first 256 images, not from one batch of 64 as train() would
     model.initialize(x[:256], None if c is None else c[:256])
     rec = make_callback(out, x_test, y_test, cfg["conditional"], eval_n)
     fit(model, (x, c), epochs=cfg["epochs"], learning_rate=cfg["lr"], batch_size=cfg["batch"],

@@ -315,7 +315,8 @@ def test_train_then_evaluate_tiny(tmp_path, capsys):
     assert names[:2] == ["cINN, N = 2, T = 0.5", "cINN, N = 2, T = 1"]
     assert names[-1] == "grey (ab = 0)" and not any("draws" in n for n in names)
     grey = [r for r in rows if r[1].strip() == "grey (ab = 0)"][0]
-    assert " [" in grey[2] and grey[3].strip() == "—"       # CRPS = MAE, no coverage
+    assert " [" in grey[2] and grey[3] == grey[2]           # CRPS (also fair) = MAE
+    assert grey[4].strip() == "—"                             # no coverage
     bpd = float(out.split("held-out bits/dim of ab (the flow, before any draw): ")[1].split()[0])
     assert 0 < bpd < 20
     assert sorted(p.name for p in plots.iterdir()) == [

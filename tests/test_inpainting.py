@@ -158,9 +158,9 @@ def test_evaluate_runs(weights, tmp_path, capsys):
             rows.setdefault(cells[0], []).extend(cells[1:])
     flow, flow1 = rows["cINN, N = 3, T = 0.3"], rows["cINN, N = 3, T = 1"]
     telea = rows["OpenCV Telea (`cv2.inpaint`, radius 3)"]
-    assert len(flow) == 10 and all(" [" in c for c in flow)
-    assert telea[1:4] == ["—"] * 3 and " [" in telea[0]
-    mean, rest = flow1[1].split(" [")
+    assert len(flow) == 11 and all(" [" in c for c in flow)
+    assert telea[2:5] == ["—"] * 3 and " [" in telea[0] and telea[1] == telea[0]
+    mean, rest = flow1[2].split(" [")
     assert 0 < float(mean) <= 1                              # range coverage at T = 1
     sweep = text.split("# temperature sweep")[1]
     assert [ln.split("|")[1].strip() for ln in sweep.splitlines()

@@ -48,6 +48,7 @@ def test_deterministic_rows_crps_is_mae_and_no_spread_figures():
     where[2:6, 3:9] = True
     row = pr.image_scores(guess[None], truth, psnr_only, where)
     assert row["crps"] == pytest.approx(np.abs(guess[where].astype(float) - truth[where]).mean())
+    assert row["crps_fair"] == row["crps"]   # a point mass: its CRPS is its MAE
     assert all(row[k] is None for k in pr.SPREAD_METRICS)
     assert row["psnr_best"] == row["psnr_single"] == row["psnr_mean"]
     report = pr.PosteriorReport(psnr_only)
@@ -56,6 +57,22 @@ def test_deterministic_rows_crps_is_mae_and_no_spread_figures():
     assert "| baseline | " in table and table.split("\n")[2].count("—") == 3
     with pytest.raises(ValueError, match="samples must be"):
         pr.image_scores(guess, truth, psnr_only)
+
+
+def test_fair_crps_removes_the_finite_ensemble_penalty():
+    """Truth and 8 samples from one Gaussian: the plain CRPS is (N+1)/(2N) sqrt(2) =
+    0.795x the MAE of the distribution's median, the fair one 1/sqrt(2) = 0.707x."""
+    rng = np.random.default_rng(3)
+    centre = rng.uniform(60, 190, (40, 40, 3))
+    truth = centre + 20 * rng.standard_normal(centre.shape)
+    samples = centre + 20 * rng.standard_normal((8,) + centre.shape)
+    row = pr.image_scores(samples, truth, psnr_only)
+    mae = np.abs(truth - centre).mean()
+    assert row["crps"] / mae == pytest.approx(9 / 16 * np.sqrt(2), rel=0.02)
+    assert row["crps_fair"] / mae == pytest.approx(1 / np.sqrt(2), rel=0.02)
+    report = pr.PosteriorReport(psnr_only)
+    report.add("flow_t1", "flow", samples, truth)
+    assert "fair CRPS" in report.tables().split("\n")[0]
 
 
 def test_bootstrap_interval_is_over_images():

@@ -95,16 +95,18 @@ def test_cli_posterior_report_sweep_and_diversity(tmp_path, capsys):
     # the posterior table: the flow at the given T and at 1, its T = 0 output, bicubic
     flow, flow1 = rows["cINN, N = 3, T = 0.5"], rows["cINN, N = 3, T = 1"]
     mode, bic = rows["the flow's T = 0 output"], rows["bicubic"]
-    assert len(flow) == 4 + 6 and len(bic) == 4 + 6    # both tables, merged by name
+    assert len(flow) == 5 + 6 and len(bic) == 5 + 6    # both tables, merged by name
     for r in (flow, flow1):
-        crps, cov, cal, gap = (ci(c) for c in r[:4])
-        assert all(lo <= m <= hi for m, lo, hi in (crps, cov, cal, gap))
-        assert 0 < crps[0] and 0 <= cov[0] <= 1 and 0 <= cal[0] <= 1
-        assert ci(r[4])[0] >= ci(r[5])[0]                    # best-of-N >= single sample
-    assert ci(flow1[1])[0] > ci(flow[1])[0]                  # wider at T = 1: more covered
-    # deterministic rows: CRPS is the MAE, no spread metrics, best = single = mean
-    assert bic[1:4] == ["—"] * 3 and mode[1:4] == ["—"] * 3
-    assert bic[4] == bic[5] == bic[6]
+        crps, fair, cov, cal, gap = (ci(c) for c in r[:5])
+        assert all(lo <= m <= hi for m, lo, hi in (crps, fair, cov, cal, gap))
+        assert 0 < fair[0] < crps[0] and 0 <= cov[0] <= 1 and 0 <= cal[0] <= 1
+        assert ci(r[5])[0] >= ci(r[6])[0]                    # best-of-N >= single sample
+    assert ci(flow1[2])[0] > ci(flow[2])[0]                  # wider at T = 1: more covered
+    # deterministic rows: CRPS (fair or not) is the MAE, no spread metrics,
+    # best = single = mean
+    assert bic[0] == bic[1] and mode[0] == mode[1]
+    assert bic[2:5] == ["—"] * 3 and mode[2:5] == ["—"] * 3
+    assert bic[5] == bic[6] == bic[7]
     # the sweep: every temperature, and the calibrated one (N = 3: 0.5) when crossed
     sweep = text.split("# temperature sweep")[1].split("calibration plot")[0]
     assert [r for r in table_rows(sweep) if r != "T"] == ["0", "0.5", "0.7", "1"]
