@@ -55,16 +55,53 @@ def _clock(out):
     return json.loads(path.read_text())["train_seconds"] if path.is_file() else 0.0
 
 
-def make_callback(out, x_test, y_test, conditional, eval_n):
+def _append_row(out, row):
+    path = Path(out) / "history.csv"
+    new = not path.is_file()
+    with open(path, "a", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=HISTORY_FIELDS)
+        if new:
+            w.writeheader()
+        w.writerow(row)
+
+
+def _logged_loss(out, epoch):
+    """The training loss of ``epoch`` (1-based) in ``history.json``, else NaN."""
+    path = Path(out) / "history.json"
+    try:
+        log = json.loads(path.read_text())
+        return float(log["history"]["loss"][log["epochs"].index(epoch)])
+    except (OSError, ValueError, KeyError, IndexError):
+        return float("nan")
+
+
+def make_callback(out, x_test, y_test, conditional, eval_n, steps_per_epoch):
     """Keras callback: training seconds (cumulative over resumed runs, in
-    ``clock.json``) and, at every epoch end, test bits/dim into ``history.csv``."""
+    ``clock.json``) and, at every epoch end, test bits/dim into ``history.csv``. A
+    run killed after an epoch's checkpoint but before its row was written gets the
+    row when it resumes from that checkpoint (the weights and the clock are those of
+    the epoch's end)."""
     import keras
 
     from cinn.density import test_bits_per_dim
 
+    def row_of(model, epoch, seconds, loss):
+        bpd = test_bits_per_dim(model, x_test[:eval_n], y_test[:eval_n] if conditional else None)
+        step = int(keras.ops.convert_to_numpy(model.optimizer.iterations))
+        return {"epoch": epoch, "step": step, "train_seconds": round(seconds, 1),
+                "train_bpd": round(float(loss), 5), "test_bpd": round(float(np.mean(bpd)), 5)}
+
     class Record(keras.callbacks.Callback):
         def on_train_begin(self, logs=None):
             self.seconds = _clock(out)
+            step = int(keras.ops.convert_to_numpy(self.model.optimizer.iterations))
+            done = read_history(out)
+            last = int(done[-1]["epoch"]) if done else 0
+            if step and step % steps_per_epoch == 0 and step // steps_per_epoch == last + 1:
+                row = row_of(self.model, last + 1, self.seconds, _logged_loss(out, last + 1))
+                _append_row(out, row)
+                print(f"[mnist_density] epoch {row['epoch']} (its row was missing): test "
+                      f"{row['test_bpd']:.4f} bits/dim", flush=True)
             self.t0 = time.perf_counter()
 
         def _tick(self):
@@ -79,19 +116,8 @@ def make_callback(out, x_test, y_test, conditional, eval_n):
 
         def on_epoch_end(self, epoch, logs=None):
             self._tick()
-            bpd = test_bits_per_dim(self.model, x_test[:eval_n],
-                                    y_test[:eval_n] if conditional else None)
-            step = int(keras.ops.convert_to_numpy(self.model.optimizer.iterations))
-            row = {"epoch": epoch + 1, "step": step, "train_seconds": round(self.seconds, 1),
-                   "train_bpd": round(float((logs or {}).get("loss", np.nan)), 5),
-                   "test_bpd": round(float(np.mean(bpd)), 5)}
-            path = Path(out) / "history.csv"
-            new = not path.is_file()
-            with open(path, "a", newline="") as f:
-                w = csv.DictWriter(f, fieldnames=HISTORY_FIELDS)
-                if new:
-                    w.writeheader()
-                w.writerow(row)
+            row = row_of(self.model, epoch + 1, self.seconds, (logs or {}).get("loss", np.nan))
+            _append_row(out, row)
             print(f"[mnist_density] epoch {row['epoch']}: test {row['test_bpd']:.4f} bits/dim"
                   f" after {row['train_seconds'] / 3600:.2f} h of training", flush=True)
             self.t0 = time.perf_counter()  # evaluation time is not training time
@@ -112,9 +138,10 @@ def config_from_args(args, out):
         changed = {k: given[k] for k in ("epochs", "lr", "clipnorm")
                    if given[k] is not None and given[k] != cfg[k]}
         if changed:  # a run may be extended, or resumed gentler after a runaway
-            done = read_history(out)
-            cfg.setdefault("changes", []).append(
-                {"from_epoch": int(done[-1]["epoch"]) + 1 if done else 1, **changed})
+            from cinn.callbacks import Checkpoints
+
+            step = Checkpoints(out / "checkpoints").latest_step() or 0
+            cfg.setdefault("changes", []).append({"from_step": step, **changed})
             cfg.update(changed)
             path.write_text(json.dumps(cfg, indent=1))
         return cfg
@@ -166,7 +193,8 @@ def train(cfg, out, x_train, y_train, x_test, y_test):
     eval_n = 256 if cfg["smoke"] else len(x_test)
     # ActNorm from the first 256 images, not from one batch of 64 as train() would
     model.initialize(x[:256], None if c is None else c[:256])
-    rec = make_callback(out, x_test, y_test, cfg["conditional"], eval_n)
+    rec = make_callback(out, x_test, y_test, cfg["conditional"], eval_n,
+                        -(-len(x) // cfg["batch"]))
     fit(model, (x, c), epochs=cfg["epochs"], learning_rate=cfg["lr"], batch_size=cfg["batch"],
         global_clipnorm=cfg.get("clipnorm"), out_dir=out, checkpoint_every=200, callbacks=[rec], verbose=2, tensorboard=False,
         seed=cfg["seed"], lr_schedule="cosine", min_lr_ratio=0.1)
@@ -269,11 +297,17 @@ def style_transfer(model, x_test, y_test, out_png, count=8):
     save_png(out_png, _titled(img, "input  |  decoded with label 0 1 2 ... 9"))
 
 
-def map_inpainting(model, x_test, x_train, out_png, n=20, steps=300, lr=0.01):
+def map_inpainting(model, x_test, x_train, out_png, n=20, steps=300, lr=0.01, post_png=None,
+                   samples=4, post_steps=400, sigma=0.1):
     """The ten corruptions on ``n`` test digits: MAP by gradient ascent (init: the
-    mean training image), PSNR over the hidden pixels against the mean-image fill."""
+    mean training image), PSNR over the hidden pixels against the mean-image fill;
+    with ``post_png`` also ``samples`` posterior samples per digit
+    (``inpaint_posterior``: latent MALA from the MAP completion, ``post_steps``
+    steps, tolerance ``sigma`` on the observed pixels), scored by PSNR (one sample,
+    the samples' mean) and CRPS against the MAP's and the mean fill's MAE."""
     from cinn.density import pixel_centres
-    from cinn.map_inpainting import inpaint_map, psnr_hidden
+    from cinn.diagnostics import crps
+    from cinn.map_inpainting import inpaint_map, inpaint_posterior, psnr_hidden
     from density_2d import save_png
 
     x = pixel_centres(x_test[:n])
@@ -287,10 +321,38 @@ def map_inpainting(model, x_test, x_train, out_png, n=20, steps=300, lr=0.01):
     t0 = time.perf_counter()
     out, trace = inpaint_map(model, xs, obs, steps=steps, lr=lr, init=init, history=True)
     sec = time.perf_counter() - t0
-    p_fill = psnr_hidden(xs, fill, obs).reshape(len(CORRUPTIONS), n)
-    p_map = psnr_hidden(xs, out, obs).reshape(len(CORRUPTIONS), n)
+    shape = (len(CORRUPTIONS), n)
+    p_fill = psnr_hidden(xs, fill, obs).reshape(shape)
+    p_map = psnr_hidden(xs, out, obs).reshape(shape)
     table = {name: {"mean_fill_psnr": float(p_fill[i].mean()), "map_psnr": float(p_map[i].mean())}
              for i, name in enumerate(CORRUPTIONS)}
+    info = {"log_p_start": trace[0], "log_p_end": trace[-1], "seconds": sec, "steps": steps,
+            "lr": lr, "digits": n}
+    if post_png is not None:
+        t0 = time.perf_counter()
+        post, hist = inpaint_posterior(model, xs, obs, n=samples, steps=post_steps, sigma=sigma,
+                                       init=out, history=True)
+        hidden = ~obs[..., 0]
+
+        def per_image(f):
+            return np.array([f(i) for i in range(len(xs))]).reshape(shape)
+
+        grey = 255.0   # CRPS and MAE in grey levels, as the apps report them
+        crps_post = per_image(lambda i: grey * crps(post[i][:, hidden[i]],
+                                                    xs[i][hidden[i]]).mean())
+        mae_map = per_image(lambda i: grey * np.abs(out[i] - xs[i])[hidden[i]].mean())
+        mae_fill = per_image(lambda i: grey * np.abs(fill[i] - xs[i])[hidden[i]].mean())
+        p_one = np.mean([psnr_hidden(xs, post[:, k], obs) for k in range(samples)],
+                        axis=0).reshape(shape)
+        p_mean = psnr_hidden(xs, post.mean(axis=1), obs).reshape(shape)
+        for i, name in enumerate(CORRUPTIONS):
+            table[name].update(sample_psnr=float(p_one[i].mean()),
+                               samples_mean_psnr=float(p_mean[i].mean()),
+                               crps=float(crps_post[i].mean()), map_mae=float(mae_map[i].mean()),
+                               mean_fill_mae=float(mae_fill[i].mean()))
+        info["posterior"] = {"samples": samples, "steps": post_steps, "sigma": sigma,
+                             "accept": hist["accept"], "seconds": time.perf_counter() - t0}
+        _posterior_figure(xs, obs, out, post, n, post_png)
     # figure: per corruption one row of 3 digits, each original | corrupted | MAP
     show = 3
     rows = []
@@ -301,25 +363,51 @@ def map_inpainting(model, x_test, x_train, out_png, n=20, steps=300, lr=0.01):
         rows.append(trip)
     strips = [tile(np.concatenate(rows).reshape(len(CORRUPTIONS), show, 3, 28, 28)[:, j]
                    .reshape(-1, 28, 28), len(CORRUPTIONS), 3) for j in range(show)]
-    sep = np.full((strips[0].shape[0], 10), 255, np.uint8)
-    parts = [strips[0]]
-    for strip in strips[1:]:
-        parts += [sep, strip]
-    img = _rgb(np.concatenate(parts, 1))
-    left = 150
-    lab = np.full((img.shape[0], left, 3), 255, np.uint8)
+    img, lab, left = _strips_with_labels(strips)
+    step = img.shape[0] / len(CORRUPTIONS)
     from density_2d import put
 
-    step = img.shape[0] / len(CORRUPTIONS)
     for i, name in enumerate(CORRUPTIONS):
-        put(lab, f"{name}", (4, int((i + 0.5) * step) + 2), 0.42)
         put(lab, f"{p_fill[i].mean():.1f} -> {p_map[i].mean():.1f} dB",
             (4, int((i + 0.5) * step) + 18), 0.38, (90, 90, 90))
     pic = _titled(np.concatenate([lab, img], 1), "original | corrupted | MAP  (x3 digits)",
                   left)
     save_png(out_png, pic)
-    return table, {"log_p_start": trace[0], "log_p_end": trace[-1], "seconds": sec,
-                   "steps": steps, "lr": lr, "digits": n}
+    return table, info
+
+
+def _strips_with_labels(strips, left=150):
+    """Strips side by side (10 px apart) with a label column naming the corruptions."""
+    from density_2d import put
+
+    sep = np.full((strips[0].shape[0], 10), 255, np.uint8)
+    parts = [strips[0]]
+    for strip in strips[1:]:
+        parts += [sep, strip]
+    img = _rgb(np.concatenate(parts, 1))
+    lab = np.full((img.shape[0], left, 3), 255, np.uint8)
+    step = img.shape[0] / len(CORRUPTIONS)
+    for i, name in enumerate(CORRUPTIONS):
+        put(lab, f"{name}", (4, int((i + 0.5) * step) + 2), 0.42)
+    return img, lab, left
+
+
+def _posterior_figure(xs, obs, map_out, post, n, out_png, show=2):
+    """Per corruption ``show`` digits, each original | corrupted | MAP | samples."""
+    from density_2d import save_png
+
+    samples = post.shape[1]
+    cols = 3 + samples
+    strips = []
+    for j in range(show):
+        cells = []
+        for i in range(len(CORRUPTIONS)):
+            k = i * n + j
+            cells += [xs[k], np.where(obs[k], xs[k], 0.5), map_out[k], *post[k]]
+        strips.append(tile(np.stack(cells).reshape(-1, 28, 28), len(CORRUPTIONS), cols))
+    img, lab, left = _strips_with_labels(strips)
+    save_png(out_png, _titled(np.concatenate([lab, img], 1),
+                              f"original | corrupted | MAP | {samples} posterior samples", left))
 
 
 def sibling_runs(out, cfg):
@@ -363,15 +451,25 @@ def figures(model, cfg, out, fig_dir, x_train, x_test, y_test, smoke=False):
         print(f"wrote {fig_dir / 'mnist_cond_samples.png'} and "
               f"{fig_dir / 'mnist_style_transfer.png'}")
         return
-    n, steps = (4, 5) if smoke else (20, 300)
+    n, steps, post_steps = (4, 5, 6) if smoke else (20, 300, 400)
     table, info = map_inpainting(model, x_test, x_train, fig_dir / "mnist_map_inpainting.png",
-                                 n=n, steps=steps)
+                                 n=n, steps=steps, post_steps=post_steps,
+                                 post_png=fig_dir / "mnist_posterior_inpainting.png")
     (out / "map_inpainting.json").write_text(json.dumps({"psnr": table, **info}, indent=1))
+    post = info["posterior"]
     print(f"MAP inpainting, {n} test digits, {steps} Adam steps (lr {info['lr']}); "
-          f"mean log p {info['log_p_start']:.1f} -> {info['log_p_end']:.1f} nats")
-    print("| corruption | mean-image fill PSNR (dB) | MAP PSNR (dB) |")
+          f"mean log p {info['log_p_start']:.1f} -> {info['log_p_end']:.1f} nats "
+          f"({info['seconds']:.0f} s); {post['samples']} posterior samples per digit, "
+          f"{post['steps']} MALA steps from the MAP, sigma {post['sigma']} "
+          f"(acceptance {post['accept']:.2f}, {post['seconds']:.0f} s)")
+    print("| corruption | mean-image fill PSNR (dB) | MAP PSNR (dB) | one sample PSNR (dB) "
+          "| mean of the samples PSNR (dB) | CRPS of the samples | MAE of MAP | MAE of the "
+          "mean fill |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     for name, r in table.items():
-        print(f"| {name} | {r['mean_fill_psnr']:.2f} | {r['map_psnr']:.2f} |")
+        print(f"| {name} | {r['mean_fill_psnr']:.2f} | {r['map_psnr']:.2f} | "
+              f"{r['sample_psnr']:.2f} | {r['samples_mean_psnr']:.2f} | {r['crps']:.1f} | "
+              f"{r['map_mae']:.1f} | {r['mean_fill_mae']:.1f} |")
     bpd_curve(sibling_runs(out, cfg), fig_dir / f"{cfg['data']}_bpd_curve.png",
               cfg["data"].replace("_", "-").replace("mnist", "MNIST").replace("fashion", "Fashion"))
 
@@ -387,8 +485,8 @@ def main(argv=None):
     p.add_argument("--batch", type=int, default=64)
     p.add_argument("--lr", type=float, default=None,
                    help="peak learning rate of the cosine schedule (default 1e-3); given to a "
-                   "run folder, it changes the schedule from the next epoch (recorded in "
-                   "config.json under 'changes')")
+                   "run folder, it changes the schedule from its newest checkpoint on "
+                   "(recorded in config.json under 'changes')")
     p.add_argument("--clipnorm", type=float, default=None,
                    help="clip the global gradient norm (default: off); on a run folder as --lr")
     p.add_argument("--epochs", type=int, default=None, help="default 30 (cosine schedule)")

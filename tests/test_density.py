@@ -15,7 +15,7 @@ import pytest
 from cinn.density import (bits_per_dim, dequantize, image_flow, nll_nats, one_hot,
                           pixel_centres, standard_normal_nll)
 from cinn.density import test_bits_per_dim as bpd_of
-from cinn.map_inpainting import inpaint_map, psnr_hidden
+from cinn.map_inpainting import inpaint_map, inpaint_posterior, psnr_hidden
 
 ROOT = Path(__file__).resolve().parent.parent
 ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
@@ -153,6 +153,31 @@ def test_map_inpainting_finds_the_mode_of_a_standard_normal_flow():
     np.testing.assert_array_equal(out[mask], x[mask])
 
 
+def test_posterior_inpainting_samples_the_known_conditional_of_a_gaussian_flow():
+    # untrained Glow: x = Q z with Q orthogonal, so p(x) = N(0, I) and the hidden
+    # pixels are N(0, 1) whatever is observed: 100 chains from one start must spread
+    # to that mean and width
+    flow = image_flow("glow", (8, 8, 1), levels=2, steps=1, hidden=8)
+    x = dequantize(_digits(2))
+    mask = np.zeros(x.shape, bool)
+    mask[:, :4] = True
+    out, info = inpaint_posterior(flow, x, mask, n=100, steps=600, sigma=0.1, init=0.5,
+                                  value_range=None, history=True, seed=1)
+    assert out.shape == (2, 100, 8, 8, 1)
+    np.testing.assert_array_equal(out[:, :, :4], np.repeat(x[:, None, :4], 100, 1))
+    hidden = out[:, :, 4:]
+    assert abs(hidden.mean()) < 0.15 and abs(hidden.std() - 1) < 0.1
+    assert 0.45 < info["accept"] < 0.7 and len(info["log_target"]) == 600
+    clipped = inpaint_posterior(flow, x[:1], mask[:1], n=3, steps=6, sigma=0.1, seed=2)
+    assert clipped.min() >= 0 and clipped.max() <= 1
+    np.testing.assert_array_equal(                           # seeded
+        inpaint_posterior(flow, x[:1], mask[:1], n=3, steps=6, sigma=0.1, seed=2), clipped)
+    with pytest.raises(ValueError, match="sigma"):
+        inpaint_posterior(flow, x, mask, sigma=0)
+    with pytest.raises(ValueError, match="burn_in"):
+        inpaint_posterior(flow, x, mask, n=0)
+
+
 def test_psnr_counts_hidden_pixels_only():
     x = np.zeros((2, 4, 4, 1), np.float32)
     mask = np.zeros_like(x, bool)
@@ -186,16 +211,23 @@ def test_mnist_density_trains_resumes_evaluates_and_draws(fake_mnist, tmp_path):
     assert out.returncode == 0, out.stderr[-3000:]
     assert "bits/dim" in out.stdout and "| 90% random |" in out.stdout
     assert cv2.imread(str(figs / "mnist_map_inpainting.png")) is not None
+    post = cv2.imread(str(figs / "mnist_posterior_inpainting.png"))
+    assert post is not None and post.shape[1] > 2 * 7 * 56      # 2 digits x 7 columns
     assert cv2.imread(str(figs / "mnist_bpd_curve.png")) is not None
+    # killed after epoch 1's checkpoint, before its row: the resumed run writes it
+    history = run / "history.csv"
+    first = history.read_text().strip().splitlines()
+    history.write_text(first[0] + "\n")
     out = _run(script, "--smoke", "--data-root", fake_mnist, "--out", run, "--epochs", "2",
                "--lr", "5e-4", "--clipnorm", "100")
     assert out.returncode == 0, out.stderr[-3000:]
-    assert "resuming from checkpoint" in out.stdout
-    rows = (run / "history.csv").read_text().strip().splitlines()
+    assert "resuming from checkpoint" in out.stdout and "its row was missing" in out.stdout
+    rows = history.read_text().strip().splitlines()
     assert len(rows) == 3 and rows[-1].startswith("2,32,")  # header + 2 epochs, 16 steps each
+    assert rows[1] == first[1]                                # the same weights, clock, loss
     cfg = json.loads((run / "config.json").read_text())   # a gentler resume is recorded
     assert (cfg["lr"], cfg["clipnorm"]) == (5e-4, 100)
-    assert cfg["changes"] == [{"from_epoch": 2, "epochs": 2, "lr": 5e-4, "clipnorm": 100}]
+    assert cfg["changes"] == [{"from_step": 16, "epochs": 2, "lr": 5e-4, "clipnorm": 100}]
 
 
 def test_mnist_density_conditional_draws_samples_and_style_transfer(fake_mnist, tmp_path):
