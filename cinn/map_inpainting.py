@@ -128,7 +128,7 @@ def inpaint_map(flow, x, mask, c=None, steps=500, lr=0.01, init=None, value_rang
     return (cur, trace) if history else cur
 
 
-def inpaint_posterior(flow, x, mask, n=4, c=None, steps=400, sigma=0.02, init=None,
+def inpaint_posterior(flow, x, mask, n=4, c=None, steps=400, sigma=0.1, init=None,
                       burn_in=None, step_size=1e-3, target_accept=0.574,
                       value_range=(0.0, 1.0), seed=0, history=False):
     """``n`` samples per image of the hidden pixels given the observed ones: shape
@@ -136,7 +136,10 @@ def inpaint_posterior(flow, x, mask, n=4, c=None, steps=400, sigma=0.02, init=No
 
     One MALA chain per sample, in the latent space: the target is ``log N(z; 0, I) -
     |m (g(z) - x)|^2 / (2 sigma^2)`` (``m``: the observed pixels; ``g``: the flow's
-    ``decode``), so ``sigma`` is the tolerance on the observed pixels. Every chain
+    ``decode``), so ``sigma`` is the tolerance on the observed pixels: smaller is
+    closer to the exact conditional but mixes slower (the step size shrinks with
+    ``sigma^2``; with ``sigma = 0.03`` 600 steps do not yet spread a unit-variance
+    conditional, with the default 0.1 they do). Every chain
     starts at ``encode`` of ``x`` with its hidden pixels filled by ``init`` (an
     array like ``x``, e.g. ``inpaint_map``'s output, or a scalar; default: each
     image's mean observed value). During the first ``burn_in`` steps (default half of
