@@ -111,7 +111,9 @@ def test_regressor_trains_saves_and_is_evaluated(tmp_path):
     assert [ln.split("|")[1].strip() for ln in lines[1:5]] == [
         "cINN, N = 4, T = 0.5 + draws", E.NAMES["l2"], f"{E.NAMES['l2_draws']}, N = 4",
         E.NAMES["grey"]]
-    assert lines[2].split("|")[3].strip() == "—"              # no coverage for one answer
+    cells = lines[2].split("|")
+    assert cells[3] == cells[2]                               # fair CRPS of one answer: MAE
+    assert cells[4].strip() == "—"                            # no coverage for one answer
 
 
 def test_evaluate_colour_draws_off_unless_asked():
