@@ -442,7 +442,7 @@ def bpd_curve(runs, out_png, title="MNIST"):
                                          (1.10, "goal 1.10")]))
 
 
-def figures(model, cfg, out, fig_dir, x_train, x_test, y_test, smoke=False):
+def figures(model, cfg, out, fig_dir, x_train, x_test, y_test, smoke=False, digits=20):
     """The pictures of a trained run into ``fig_dir``; a JSON of its figures in ``out``."""
     fig_dir = Path(fig_dir)
     if cfg["conditional"]:
@@ -451,7 +451,7 @@ def figures(model, cfg, out, fig_dir, x_train, x_test, y_test, smoke=False):
         print(f"wrote {fig_dir / 'mnist_cond_samples.png'} and "
               f"{fig_dir / 'mnist_style_transfer.png'}")
         return
-    n, steps, post_steps = (4, 5, 6) if smoke else (20, 300, 400)
+    n, steps, post_steps = (4, 5, 6) if smoke else (digits, 300, 400)
     table, info = map_inpainting(model, x_test, x_train, fig_dir / "mnist_map_inpainting.png",
                                  n=n, steps=steps, post_steps=post_steps,
                                  post_png=fig_dir / "mnist_posterior_inpainting.png")
@@ -497,12 +497,16 @@ def main(argv=None):
     p.add_argument("--figures", metavar="DIR", help="also write the run's pictures into DIR "
                    "(unconditional: MAP inpainting and the bits/dim curve; conditional: "
                    "class samples and style transfer)")
+    p.add_argument("--inpaint-digits", type=int, default=20, metavar="N",
+                   help="test digits of the MAP and posterior inpainting (with --figures)")
     p.add_argument("--smoke", action="store_true", help="tiny model, 512 images, seconds")
     p.add_argument("--data-root", default=str(DATA), help=argparse.SUPPRESS)
     p.error = lambda msg: (print(f"cinn: error: {msg}", file=sys.stderr), sys.exit(2))
     args = p.parse_args(argv)
     try:
         out = Path(args.out)
+        if not 3 <= args.inpaint_digits <= 10000:
+            raise UsageError(f"--inpaint-digits must be 3-10000, got {args.inpaint_digits}")
         if args.smoke:
             args.levels, args.steps, args.hidden, args.batch = 2, 1, 8, 32
         cfg = config_from_args(args, out)
@@ -522,7 +526,8 @@ def main(argv=None):
             {"test_bpd": float(np.mean(bpd)), "draws": bpd, "train_hours": hours,
              "images": len(x_test)}, indent=1))
         if args.figures:
-            figures(model, cfg, out, args.figures, x_train, x_test, y_test, cfg["smoke"])
+            figures(model, cfg, out, args.figures, x_train, x_test, y_test, cfg["smoke"],
+                    args.inpaint_digits)
     except (UsageError, CinnError) as err:  # a runaway loss, a failed save, ...
         print(f"cinn: error: {err}", file=sys.stderr)
         return 2
