@@ -130,7 +130,7 @@ def inpaint_map(flow, x, mask, c=None, steps=500, lr=0.01, init=None, value_rang
 
 def inpaint_posterior(flow, x, mask, n=4, c=None, steps=400, sigma=0.1, init=None,
                       burn_in=None, step_size=1e-3, target_accept=0.574,
-                      value_range=(0.0, 1.0), seed=0, history=False):
+                      value_range=(0.0, 1.0), seed=0, history=False, progress=None):
     """``n`` samples per image of the hidden pixels given the observed ones: shape
     ``(batch, n, ...)``, NumPy float32, the observed pixels exactly those of ``x``.
 
@@ -149,6 +149,8 @@ def inpaint_posterior(flow, x, mask, n=4, c=None, steps=400, sigma=0.1, init=Non
 
     * ``mask``: 1 (True) where a pixel is observed, 0 where hidden.
     * ``c``: condition of a conditional flow (fixed), one per image.
+    * ``progress``: called as ``progress(step, steps, accept)`` after every step
+      (``accept``: the fraction of chains that moved), e.g. to print a line.
     * ``history=True`` also returns ``{"accept": mean acceptance after the burn-in,
       "log_target": mean log target per step, "step_size": final mean step size}``.
     """
@@ -198,6 +200,8 @@ def inpaint_posterior(flow, x, mask, n=4, c=None, steps=400, sigma=0.1, init=Non
         else:
             accepted.append(accept.mean())
         trace.append(float(np.mean(lp)))
+        if progress is not None:
+            progress(t + 1, steps, float(accept.mean()))
     out = np.asarray(ops.convert_to_numpy(flow.decode(ops.convert_to_tensor(z), c_t)),
                      np.float32)
     if value_range is not None:

@@ -330,8 +330,13 @@ def map_inpainting(model, x_test, x_train, out_png, n=20, steps=300, lr=0.01, po
             "lr": lr, "digits": n}
     if post_png is not None:
         t0 = time.perf_counter()
+        def report(step, total, accept):
+            if step % 50 == 0 or step == total:
+                print(f"[mnist_density] posterior inpainting: MALA step {step}/{total} "
+                      f"({time.perf_counter() - t0:.0f} s)", flush=True)
+
         post, hist = inpaint_posterior(model, xs, obs, n=samples, steps=post_steps, sigma=sigma,
-                                       init=out, history=True)
+                                       init=out, history=True, progress=report)
         hidden = ~obs[..., 0]
 
         def per_image(f):

@@ -168,8 +168,10 @@ def test_posterior_inpainting_samples_the_known_conditional_of_a_gaussian_flow()
     hidden = out[:, :, 4:]
     assert abs(hidden.mean()) < 0.15 and abs(hidden.std() - 1) < 0.1
     assert 0.45 < info["accept"] < 0.7 and len(info["log_target"]) == 600
-    clipped = inpaint_posterior(flow, x[:1], mask[:1], n=3, steps=6, sigma=0.1, seed=2)
-    assert clipped.min() >= 0 and clipped.max() <= 1
+    seen = []
+    clipped = inpaint_posterior(flow, x[:1], mask[:1], n=3, steps=6, sigma=0.1, seed=2,
+                                progress=lambda t, total, acc: seen.append((t, total)))
+    assert clipped.min() >= 0 and clipped.max() <= 1 and seen == [(t, 6) for t in range(1, 7)]
     np.testing.assert_array_equal(                           # seeded
         inpaint_posterior(flow, x[:1], mask[:1], n=3, steps=6, sigma=0.1, seed=2), clipped)
     with pytest.raises(ValueError, match="sigma"):
@@ -210,6 +212,7 @@ def test_mnist_density_trains_resumes_evaluates_and_draws(fake_mnist, tmp_path):
                "--figures", figs)
     assert out.returncode == 0, out.stderr[-3000:]
     assert "bits/dim" in out.stdout and "| 90% random |" in out.stdout
+    assert "MALA step 6/6" in out.stdout                       # long work shows progress
     assert cv2.imread(str(figs / "mnist_map_inpainting.png")) is not None
     post = cv2.imread(str(figs / "mnist_posterior_inpainting.png"))
     assert post is not None and post.shape[1] > 2 * 7 * 56      # 2 digits x 7 columns
