@@ -196,8 +196,9 @@ def train(cfg, out, x_train, y_train, x_test, y_test):
     rec = make_callback(out, x_test, y_test, cfg["conditional"], eval_n,
                         -(-len(x) // cfg["batch"]))
     fit(model, (x, c), epochs=cfg["epochs"], learning_rate=cfg["lr"], batch_size=cfg["batch"],
-        global_clipnorm=cfg.get("clipnorm"), out_dir=out, checkpoint_every=200, callbacks=[rec], verbose=2, tensorboard=False,
-        seed=cfg["seed"], lr_schedule="cosine", min_lr_ratio=0.1)
+        global_clipnorm=cfg.get("clipnorm"), out_dir=out, checkpoint_every=200,
+        callbacks=[rec], verbose=2, tensorboard=False, seed=cfg["seed"], lr_schedule="cosine",
+        min_lr_ratio=0.1)
     return model
 
 
@@ -330,6 +331,7 @@ def map_inpainting(model, x_test, x_train, out_png, n=20, steps=300, lr=0.01, po
             "lr": lr, "digits": n}
     if post_png is not None:
         t0 = time.perf_counter()
+
         def report(step, total, accept):
             if step % 50 == 0 or step == total:
                 print(f"[mnist_density] posterior inpainting: MALA step {step}/{total} "
@@ -368,21 +370,18 @@ def map_inpainting(model, x_test, x_train, out_png, n=20, steps=300, lr=0.01, po
         rows.append(trip)
     strips = [tile(np.concatenate(rows).reshape(len(CORRUPTIONS), show, 3, 28, 28)[:, j]
                    .reshape(-1, 28, 28), len(CORRUPTIONS), 3) for j in range(show)]
-    img, lab, left = _strips_with_labels(strips)
-    step = img.shape[0] / len(CORRUPTIONS)
-    from density_2d import put
-
-    for i, name in enumerate(CORRUPTIONS):
-        put(lab, f"{p_fill[i].mean():.1f} -> {p_map[i].mean():.1f} dB",
-            (4, int((i + 0.5) * step) + 18), 0.38, (90, 90, 90))
+    img, lab, left = _strips_with_labels(
+        strips, [f"{p_fill[i].mean():.1f} -> {p_map[i].mean():.1f} dB"
+                 for i in range(len(CORRUPTIONS))])
     pic = _titled(np.concatenate([lab, img], 1), "original | corrupted | MAP  (x3 digits)",
                   left)
     save_png(out_png, pic)
     return table, info
 
 
-def _strips_with_labels(strips, left=150):
-    """Strips side by side (10 px apart) with a label column naming the corruptions."""
+def _strips_with_labels(strips, notes=None, left=150):
+    """Strips side by side (10 px apart) with a label column naming the corruptions
+    (and, with ``notes``, a grey second line for each)."""
     from density_2d import put
 
     sep = np.full((strips[0].shape[0], 10), 255, np.uint8)
@@ -394,6 +393,8 @@ def _strips_with_labels(strips, left=150):
     step = img.shape[0] / len(CORRUPTIONS)
     for i, name in enumerate(CORRUPTIONS):
         put(lab, f"{name}", (4, int((i + 0.5) * step) + 2), 0.42)
+        if notes is not None:
+            put(lab, notes[i], (4, int((i + 0.5) * step) + 18), 0.38, (90, 90, 90))
     return img, lab, left
 
 
