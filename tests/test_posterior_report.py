@@ -108,6 +108,8 @@ def test_print_sweep_and_plots(tmp_path, capsys):
     sweep = text.split("# temperature sweep")[1]
     assert [ln.split("|")[1].strip() for ln in sweep.splitlines()
             if ln.startswith("| ")][2:] == ["0.5", "0.8", "1", "1.5"]
+    head = [c.strip() for c in sweep.splitlines()[1].split("|")[1:-1]]
+    assert head[:4] == ["T", "range coverage", "CRPS", "fair CRPS"]
     t_cal = float(sweep.split("interpolated): T = ")[1].split()[0])
     assert 0.8 < t_cal < 1.5                     # the samples' scale is the temperature here
     assert [p.name for p in paths] == ["calibration_app_set_t0.5.png", "calibration_app_set_t1.png"]

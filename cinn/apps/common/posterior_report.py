@@ -239,6 +239,7 @@ def format_sweep(sweep, n):
     """``sweep``: ``[(T, summary)]`` of the flow at each temperature; a Markdown table
     and the line naming the calibrated temperature."""
     columns = (("range_coverage", "range coverage", "{:.3f}"), ("crps", "CRPS", "{:.2f}"),
+               ("crps_fair", "fair CRPS", "{:.2f}"),
                ("calibration_error", "calibration error", "{:.3f}"),
                ("coverage_gap", "coverage gap", "{:+.3f}"),
                ("psnr_single", "single-sample PSNR", "{:.2f}"),
