@@ -43,7 +43,7 @@ def test_strips_equal_one_pass(superres):
     parts, feats, _, _ = _parts(superres, 72, 20)
     full = to_np(superres._decode_parts(parts, feats))
     halo = receptive_radius(superres)
-    strips = to_np(decode_in_strips(superres._decode_parts, parts, feats, 72, rows=16,
+    strips = to_np(decode_in_strips(superres._decode_parts, parts, feats, 72, rows=24,
                                     halo=halo, multiple=2))
     assert strips.shape == full.shape
     assert np.abs(strips - full).max() <= 1e-6
