@@ -161,7 +161,9 @@ def bootstrap_ci(values, stat=np.mean, n_boot=2000, level=0.95, seed=0):
     if not 0 < level < 1:
         raise ValueError(f"level must be in (0, 1), got {level!r}")
     idx = np.random.default_rng(seed).integers(0, len(v), size=(n_boot, len(v)))
-    if stat is np.mean and v.size <= 1 << 16:  # the common case, in one array operation
+    # the mean (the common case) in one array operation, up to 2^24 resampled values
+    # (128 MiB in float64); larger inputs and other statistics one resample at a time
+    if stat is np.mean and n_boot * v.size <= 1 << 24:
         boots = v[idx].reshape(n_boot, -1).mean(axis=1, dtype=np.float64)
     else:
         boots = np.array([stat(v[i]) for i in idx], dtype=np.float64)

@@ -356,6 +356,9 @@ def map_inpainting(model, x_test, x_train, out_png, n=20, steps=300, lr=0.01, po
         # the time (ties between 8-bit pixels and samples broken at random)
         cover = per_image(lambda i: range_coverage(post[i][:, hidden[i]], xs[i][hidden[i]]))
         for i, name in enumerate(CORRUPTIONS):
+            # the paired ratio, resampling the same digits for both
+            ratio = bootstrap_ci(np.stack([crps_post[i], mae_map[i]], 1),
+                                 stat=lambda v: v[:, 0].mean() / v[:, 1].mean())
             table[name].update(sample_psnr=float(p_one[i].mean()),
                                samples_mean_psnr=float(p_mean[i].mean()),
                                crps=float(crps_post[i].mean()), map_mae=float(mae_map[i].mean()),
@@ -365,11 +368,7 @@ def map_inpainting(model, x_test, x_train, out_png, n=20, steps=300, lr=0.01, po
                                crps_ci=bootstrap_ci(crps_post[i])[1:],
                                map_mae_ci=bootstrap_ci(mae_map[i])[1:],
                                range_coverage_ci=bootstrap_ci(cover[i])[1:],
-                               # the paired ratio, resampling the same digits for both
-                               crps_over_map_mae=float(crps_post[i].mean() / mae_map[i].mean()),
-                               crps_over_map_mae_ci=bootstrap_ci(
-                                   np.stack([crps_post[i], mae_map[i]], 1),
-                                   stat=lambda v: v[:, 0].mean() / v[:, 1].mean())[1:])
+                               crps_over_map_mae=ratio[0], crps_over_map_mae_ci=ratio[1:])
         info["posterior"] = {"samples": samples, "steps": post_steps, "sigma": sigma,
                              "accept": hist["accept"], "seconds": time.perf_counter() - t0}
         _posterior_figure(xs, obs, out, post, n, post_png)
@@ -487,16 +486,17 @@ def figures(model, cfg, out, fig_dir, x_train, x_test, y_test, smoke=False, digi
           f"{(post['samples'] - 1) / (post['samples'] + 1):.2f}) |")
     print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
 
-    def ci(v, low_high, f):
-        return f"{v:{f}} [{low_high[0]:{f}}, {low_high[1]:{f}}]"
+    from cinn.apps.common.posterior_report import cell
+
+    def ci(r, key, fmt):
+        return cell((r[key], *r[f"{key}_ci"]), fmt)
 
     for name, r in table.items():
         print(f"| {name} | {r['mean_fill_psnr']:.2f} | {r['map_psnr']:.2f} | "
               f"{r['sample_psnr']:.2f} | {r['samples_mean_psnr']:.2f} | "
-              f"{ci(r['crps'], r['crps_ci'], '.1f')} | {ci(r['map_mae'], r['map_mae_ci'], '.1f')} "
-              f"| {ci(r['crps_over_map_mae'], r['crps_over_map_mae_ci'], '.2f')} | "
-              f"{r['mean_fill_mae']:.1f} | "
-              f"{ci(r['range_coverage'], r['range_coverage_ci'], '.2f')} |")
+              f"{ci(r, 'crps', '{:.1f}')} | {ci(r, 'map_mae', '{:.1f}')} | "
+              f"{ci(r, 'crps_over_map_mae', '{:.2f}')} | {r['mean_fill_mae']:.1f} | "
+              f"{ci(r, 'range_coverage', '{:.2f}')} |")
     print("(mean over the digits [95 % bootstrap interval over the digits])")
     bpd_curve(sibling_runs(out, cfg), fig_dir / f"{cfg['data']}_bpd_curve.png",
               cfg["data"].replace("_", "-").replace("mnist", "MNIST").replace("fashion", "Fashion"))
