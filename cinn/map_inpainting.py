@@ -140,9 +140,12 @@ def inpaint_posterior(flow, x, mask, n=4, c=None, steps=400, sigma=0.1, init=Non
     closer to the exact conditional but mixes slower (the step size shrinks with
     ``sigma^2``; with ``sigma = 0.03`` 600 steps do not yet spread a unit-variance
     conditional, with the default 0.1 they do). Every chain
-    starts at ``encode`` of ``x`` with its hidden pixels filled by ``init`` (an
-    array like ``x``, e.g. ``inpaint_map``'s output, or a scalar; default: each
-    image's mean observed value). During the first ``burn_in`` steps (default half of
+    starts at ``encode`` of ``x`` with its hidden pixels filled by ``init``: an
+    array like ``x`` (e.g. ``inpaint_map``'s output) or a scalar, one start for
+    the image's ``n`` chains; or an array of shape ``(batch, n, ...)``, a start per
+    chain (over-dispersed starts, e.g. the hidden pixels of other images, let the
+    chains reach modes that one start does not); default: each image's mean
+    observed value. During the first ``burn_in`` steps (default half of
     ``steps``) each chain adapts its step size (from ``step_size``) towards the
     acceptance rate ``target_accept``; the state after ``steps`` steps is its
     sample, decoded and clipped to ``value_range`` (``None``: not clipped).
@@ -162,12 +165,21 @@ def inpaint_posterior(flow, x, mask, n=4, c=None, steps=400, sigma=0.1, init=Non
                          f"burn_in={burn_in}")
     if not sigma > 0:
         raise ValueError(f"sigma must be > 0, got {sigma}")
-    observed, fill = _observed_and_fill(x, mask, init)
-    start = np.where(observed, x, fill).astype(np.float32)
     rep = lambda a: np.repeat(a, n, axis=0)  # noqa: E731  (image i -> chains i*n ... i*n+n-1)
+    if init is not None and np.ndim(init) == x.ndim + 1:  # a start per chain
+        init = np.asarray(ops.convert_to_numpy(init), np.float32)
+        if init.shape != (len(x), n) + x.shape[1:]:
+            raise ValueError(f"a start per chain needs init of shape {(len(x), n) + x.shape[1:]} "
+                             f"(batch, n, ...), got {init.shape}")
+        observed, _ = _observed_and_fill(x, mask, 0.0)
+        start = np.where(rep(observed), rep(x), init.reshape((-1,) + x.shape[1:]))
+    else:
+        observed, fill = _observed_and_fill(x, mask, init)
+        start = rep(np.where(observed, x, fill))
     y, m = rep(x), rep(observed).astype(np.float32)
     cc = None if c is None else rep(np.asarray(ops.convert_to_numpy(c)))
-    z = np.asarray(ops.convert_to_numpy(flow.encode(rep(start), cc)[0]), np.float32)
+    z = np.asarray(ops.convert_to_numpy(flow.encode(start.astype(np.float32), cc)[0]),
+                   np.float32)
     y_t, m_t = ops.convert_to_tensor(y), ops.convert_to_tensor(m)
     c_t = None if cc is None else ops.convert_to_tensor(cc)
     axes = tuple(range(1, x.ndim))

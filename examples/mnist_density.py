@@ -5,9 +5,17 @@ maximum likelihood, reported in test bits/dim as the literature counts them
     python examples/mnist_density.py --model glow --data mnist --out runs/mnist_glow
     python examples/mnist_density.py --out runs/mnist_glow --evaluate
     python examples/mnist_density.py --model glow --conditional --out runs/mnist_cglow
+    python examples/mnist_density.py --weights examples/weights/mnist_glow.keras \
+        --out runs/mnist_glow_shipped --figures docs/images
 
 Training resumes from its run folder (``checkpoints/``, ``config.json``): run the same
-command again after a kill. Every epoch appends the test bits/dim and the training
+command again after a kill. ``--init FILE.keras`` starts a new run from a model file's
+weights (fresh optimizer), e.g. the shipped ones; ``--export FILE.keras`` writes the
+run's model without the optimizer state (a third of the size), as
+``examples/weights/`` is made; ``--weights FILE.keras`` evaluates a model file (and
+draws its pictures) without a run.
+
+Every epoch appends the test bits/dim and the training
 time so far to ``OUT/history.csv``. ``--conditional``: class-conditional flow (the
 one-hot label broadcast to every level), bits/dim given the label. ``--smoke``: a
 tiny model on 512 images for a few steps (seconds).
@@ -151,6 +159,8 @@ def config_from_args(args, out):
         given["epochs"] = 2 if args.smoke else 30
     if given["lr"] is None:
         given["lr"] = 1e-3
+    if args.init:
+        given["init"] = str(args.init)      # a warm start, recorded
     out.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(given, indent=1))
     return given
@@ -180,7 +190,34 @@ def load_trained(out):
     return cfg, model
 
 
-def train(cfg, out, x_train, y_train, x_test, y_test):
+def model_file(path, args):
+    """The model in ``path`` and a configuration for it: its flow from the file, the
+    data and the smoke setting from the arguments."""
+    try:
+        model = cinn.load_model(path)
+    except Exception as err:  # noqa: BLE001 - any load failure becomes one line
+        msg = (str(err).strip().splitlines() or [type(err).__name__])[0]
+        raise UsageError(f"{path}: not a cinn model file ({msg[:160]})") from None
+    if tuple(getattr(model, "x_shape", ())) != (28, 28, 1):
+        raise UsageError(f"{path}: holds no flow of 28x28x1 images (MNIST)")
+    cfg = {k: getattr(args, k) for k in CONFIG_KEYS}
+    cfg["conditional"] = getattr(model, "cond_shape", None) is not None
+    return cfg, model
+
+
+def export(model, path):
+    """``model`` as a ``.keras`` file without optimizer state (weights and architecture)."""
+    import tempfile
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory() as tmp:   # reload uncompiled: no optimizer in the file
+        model.save(Path(tmp) / "model.keras")
+        cinn.load_model(Path(tmp) / "model.keras").save(path)
+    return path
+
+
+def train(cfg, out, x_train, y_train, x_test, y_test, init=None):
     import keras
 
     from cinn.density import one_hot, pixel_centres
@@ -198,7 +235,7 @@ def train(cfg, out, x_train, y_train, x_test, y_test):
     fit(model, (x, c), epochs=cfg["epochs"], learning_rate=cfg["lr"], batch_size=cfg["batch"],
         global_clipnorm=cfg.get("clipnorm"), out_dir=out, checkpoint_every=200,
         callbacks=[rec], verbose=2, tensorboard=False, seed=cfg["seed"], lr_schedule="cosine",
-        min_lr_ratio=0.1)
+        min_lr_ratio=0.1, init=init)
     return model
 
 
@@ -299,13 +336,15 @@ def style_transfer(model, x_test, y_test, out_png, count=8):
 
 
 def map_inpainting(model, x_test, x_train, out_png, n=20, steps=300, lr=0.01, post_png=None,
-                   samples=4, post_steps=400, sigma=0.1):
+                   samples=4, post_steps=400, sigma=0.1, post_start="data"):
     """The ten corruptions on ``n`` test digits: MAP by gradient ascent (init: the
     mean training image), PSNR over the hidden pixels against the mean-image fill;
     with ``post_png`` also ``samples`` posterior samples per digit
-    (``inpaint_posterior``: latent MALA from the MAP completion, ``post_steps``
-    steps, tolerance ``sigma`` on the observed pixels), scored by PSNR (one sample,
-    the samples' mean) and CRPS against the MAP's and the mean fill's MAE."""
+    (``inpaint_posterior``: latent MALA, ``post_steps`` steps, tolerance ``sigma`` on
+    the observed pixels; ``post_start``: every chain from the MAP completion
+    ``"map"``, or each from the hidden pixels of a random training digit ``"data"``),
+    scored by PSNR (one sample, the samples' mean) and CRPS against the MAP's and the
+    mean fill's MAE."""
     from cinn.density import pixel_centres
     from cinn.diagnostics import bootstrap_ci, crps, range_coverage
     from cinn.map_inpainting import inpaint_map, inpaint_posterior, psnr_hidden
@@ -337,8 +376,14 @@ def map_inpainting(model, x_test, x_train, out_png, n=20, steps=300, lr=0.01, po
                 print(f"[mnist_density] posterior inpainting: MALA step {step}/{total} "
                       f"({time.perf_counter() - t0:.0f} s)", flush=True)
 
+        if post_start == "map":
+            start = out
+        else:   # over-dispersed: chain k of a digit starts from another digit's hidden pixels
+            train = pixel_centres(x_train)
+            pick = np.random.default_rng(1).choice(len(train), (len(xs), samples))
+            start = train[pick]
         post, hist = inpaint_posterior(model, xs, obs, n=samples, steps=post_steps, sigma=sigma,
-                                       init=out, history=True, progress=report)
+                                       init=start, history=True, progress=report)
         hidden = ~obs[..., 0]
 
         def per_image(f):
@@ -370,6 +415,7 @@ def map_inpainting(model, x_test, x_train, out_png, n=20, steps=300, lr=0.01, po
                                range_coverage_ci=bootstrap_ci(cover[i])[1:],
                                crps_over_map_mae=ratio[0], crps_over_map_mae_ci=ratio[1:])
         info["posterior"] = {"samples": samples, "steps": post_steps, "sigma": sigma,
+                             "start": post_start,
                              "accept": hist["accept"], "seconds": time.perf_counter() - t0}
         _posterior_figure(xs, obs, out, post, n, post_png)
     # figure: per corruption one row of 3 digits, each original | corrupted | MAP
@@ -460,8 +506,10 @@ def bpd_curve(runs, out_png, title="MNIST"):
                                          (1.10, "goal 1.10")]))
 
 
-def figures(model, cfg, out, fig_dir, x_train, x_test, y_test, smoke=False, digits=20):
-    """The pictures of a trained run into ``fig_dir``; a JSON of its figures in ``out``."""
+def figures(model, cfg, out, fig_dir, x_train, x_test, y_test, smoke=False, digits=20,
+            curve=True, post_start="data"):
+    """The pictures of a trained run into ``fig_dir``; a JSON of its figures in ``out``
+    (``curve``: also the bits/dim curve of the run and its siblings)."""
     fig_dir = Path(fig_dir)
     if cfg["conditional"]:
         class_samples(model, fig_dir / "mnist_cond_samples.png")
@@ -472,13 +520,15 @@ def figures(model, cfg, out, fig_dir, x_train, x_test, y_test, smoke=False, digi
     n, steps, post_steps = (4, 5, 6) if smoke else (digits, 300, 400)
     table, info = map_inpainting(model, x_test, x_train, fig_dir / "mnist_map_inpainting.png",
                                  n=n, steps=steps, post_steps=post_steps,
-                                 post_png=fig_dir / "mnist_posterior_inpainting.png")
+                                 post_png=fig_dir / "mnist_posterior_inpainting.png",
+                                 post_start=post_start)
     (out / "map_inpainting.json").write_text(json.dumps({"psnr": table, **info}, indent=1))
     post = info["posterior"]
     print(f"MAP inpainting, {n} test digits, {steps} Adam steps (lr {info['lr']}); "
           f"mean log p {info['log_p_start']:.1f} -> {info['log_p_end']:.1f} nats "
           f"({info['seconds']:.0f} s); {post['samples']} posterior samples per digit, "
-          f"{post['steps']} MALA steps from the MAP, sigma {post['sigma']} "
+          f"{post['steps']} MALA steps from "
+          f"{'the MAP' if post['start'] == 'map' else 'other digits'}, sigma {post['sigma']} "
           f"(acceptance {post['accept']:.2f}, {post['seconds']:.0f} s)")
     print("| corruption | mean-image fill PSNR (dB) | MAP PSNR (dB) | one sample PSNR (dB) "
           "| mean of the samples PSNR (dB) | CRPS of the samples | MAE of MAP | CRPS / MAE "
@@ -498,8 +548,10 @@ def figures(model, cfg, out, fig_dir, x_train, x_test, y_test, smoke=False, digi
               f"{ci(r, 'crps_over_map_mae', '{:.2f}')} | {r['mean_fill_mae']:.1f} | "
               f"{ci(r, 'range_coverage', '{:.2f}')} |")
     print("(mean over the digits [95 % bootstrap interval over the digits])")
-    bpd_curve(sibling_runs(out, cfg), fig_dir / f"{cfg['data']}_bpd_curve.png",
-              cfg["data"].replace("_", "-").replace("mnist", "MNIST").replace("fashion", "Fashion"))
+    if curve:
+        bpd_curve(sibling_runs(out, cfg), fig_dir / f"{cfg['data']}_bpd_curve.png",
+                  cfg["data"].replace("_", "-").replace("mnist", "MNIST")
+                  .replace("fashion", "Fashion"))
 
 
 def main(argv=None):
@@ -527,7 +579,16 @@ def main(argv=None):
                    "class samples and style transfer)")
     p.add_argument("--inpaint-digits", type=int, default=20, metavar="N",
                    help="test digits of the MAP and posterior inpainting (with --figures)")
+    p.add_argument("--posterior-start", choices=["data", "map"], default="data",
+                   help="where the posterior inpainting's MALA chains start: each from "
+                   "a random training digit's hidden pixels (default), or all from the MAP")
     p.add_argument("--smoke", action="store_true", help="tiny model, 512 images, seconds")
+    p.add_argument("--init", metavar="FILE.keras", help="start a new run from this model "
+                   "file's weights (same architecture; fresh optimizer and schedule)")
+    p.add_argument("--export", metavar="FILE.keras", help="also write the trained model "
+                   "without its optimizer state to FILE.keras")
+    p.add_argument("--weights", metavar="FILE.keras", help="evaluate this model file (and with "
+                   "--figures draw its pictures) instead of a run's; --out takes the results")
     p.add_argument("--data-root", default=str(DATA), help=argparse.SUPPRESS)
     p.error = lambda msg: (print(f"cinn: error: {msg}", file=sys.stderr), sys.exit(2))
     args = p.parse_args(argv)
@@ -537,25 +598,37 @@ def main(argv=None):
             raise UsageError(f"--inpaint-digits must be 3-10000, got {args.inpaint_digits}")
         if args.smoke:
             args.levels, args.steps, args.hidden, args.batch = 2, 1, 8, 32
-        cfg = config_from_args(args, out)
+        for flag in ("init", "weights"):
+            if getattr(args, flag) and not Path(getattr(args, flag)).is_file():
+                raise UsageError(f"--{flag} {getattr(args, flag)}: no such model file")
+        if args.weights:
+            cfg, model = model_file(args.weights, args)
+            out.mkdir(parents=True, exist_ok=True)
+        else:
+            cfg = config_from_args(args, out)
         x_train, y_train, x_test, y_test = load(cfg["data"], args.data_root)
         if cfg["smoke"]:
             x_train, y_train, x_test, y_test = x_train[:512], y_train[:512], x_test[:256], y_test[:256]
-        if not args.evaluate:
-            train(cfg, out, x_train, y_train, x_test, y_test)
-        cfg, model = load_trained(out)
+        if not (args.evaluate or args.weights):
+            train(cfg, out, x_train, y_train, x_test, y_test, init=args.init)
+        if not args.weights:
+            cfg, model = load_trained(out)
         bpd = evaluate(model, cfg, x_test, y_test, seeds=range(args.eval_seeds))
         given = " given the label" if cfg["conditional"] else ""
-        hours = _clock(out) / 3600
-        print(f"{cfg['model']} {cfg['data']}: test {np.mean(bpd):.4f} bits/dim{given} "
-              f"({len(x_test)} images, {len(bpd)} dequantisation draw(s); "
-              f"{hours:.2f} h of training)")
+        hours = None if args.weights else _clock(out) / 3600
+        source = f"{args.weights}" if args.weights else f"{hours:.2f} h of training"
+        print(f"{cfg['model'] if not args.weights else 'flow'} {cfg['data']}: test "
+              f"{np.mean(bpd):.4f} bits/dim{given} ({len(x_test)} images, {len(bpd)} "
+              f"dequantisation draw(s); {source})")
         (out / "result.json").write_text(json.dumps(
             {"test_bpd": float(np.mean(bpd)), "draws": bpd, "train_hours": hours,
              "images": len(x_test)}, indent=1))
+        if args.export:
+            path = export(model, args.export)
+            print(f"wrote {path} ({path.stat().st_size / 1e6:.2f} MB, no optimizer state)")
         if args.figures:
             figures(model, cfg, out, args.figures, x_train, x_test, y_test, cfg["smoke"],
-                    args.inpaint_digits)
+                    args.inpaint_digits, curve=not args.weights, post_start=args.posterior_start)
     except (UsageError, CinnError) as err:  # a runaway loss, a failed save, ...
         print(f"cinn: error: {err}", file=sys.stderr)
         return 2

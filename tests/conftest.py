@@ -34,3 +34,12 @@ import pytest  # noqa: E402
 def _seed():
     keras.utils.set_random_seed(0)
     yield
+
+
+#: for tests that run an example script in a subprocess: the scripts have no
+#: backend-specific code (the library functions they call are tested in-process on both
+#: backends), so they run once, in the TensorFlow run, which is the shorter of the two
+#: runs that `tests/run.sh` starts side by side (the JAX run sets the suite's time)
+examples_once = pytest.mark.skipif(
+    keras.backend.backend() != "tensorflow",
+    reason="example scripts run once, in the TensorFlow run of tests/run.sh")

@@ -16,6 +16,7 @@ from cinn.density import (bits_per_dim, dequantize, image_flow, nll_nats, one_ho
                           pixel_centres, standard_normal_nll)
 from cinn.density import test_bits_per_dim as bpd_of
 from cinn.map_inpainting import inpaint_map, inpaint_posterior, psnr_hidden
+from conftest import examples_once
 
 ROOT = Path(__file__).resolve().parent.parent
 ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
@@ -174,6 +175,13 @@ def test_posterior_inpainting_samples_the_known_conditional_of_a_gaussian_flow()
     assert clipped.min() >= 0 and clipped.max() <= 1 and seen == [(t, 6) for t in range(1, 7)]
     np.testing.assert_array_equal(                           # seeded
         inpaint_posterior(flow, x[:1], mask[:1], n=3, steps=6, sigma=0.1, seed=2), clipped)
+    # a start per chain: chain k of image i starts from init[i, k], here far apart
+    starts = np.stack([np.full(x.shape, v, np.float32) for v in (-3.0, 3.0)], 1)
+    first = inpaint_posterior(flow, x, mask, n=2, steps=0, init=starts, value_range=None)
+    np.testing.assert_allclose(first[:, :, 4:], starts[:, :, 4:], atol=1e-4)
+    np.testing.assert_array_equal(first[:, :, :4], np.repeat(x[:, None, :4], 2, 1))
+    with pytest.raises(ValueError, match=r"shape \(2, 3, 8, 8, 1\)"):
+        inpaint_posterior(flow, x, mask, n=3, steps=0, init=starts)
     with pytest.raises(ValueError, match="sigma"):
         inpaint_posterior(flow, x, mask, sigma=0)
     with pytest.raises(ValueError, match="burn_in"):
@@ -205,12 +213,15 @@ def fake_mnist(tmp_path):
     return tmp_path
 
 
+@examples_once
 def test_mnist_density_trains_resumes_evaluates_and_draws(fake_mnist, tmp_path):
     script = ROOT / "examples" / "mnist_density.py"
     run, figs = tmp_path / "run", tmp_path / "figs"
+    shipped = tmp_path / "shipped.keras"
     out = _run(script, "--smoke", "--data-root", fake_mnist, "--out", run, "--epochs", "1",
-               "--figures", figs)
+               "--figures", figs, "--export", shipped)
     assert out.returncode == 0, out.stderr[-3000:]
+    bpd = json.loads((run / "result.json").read_text())["test_bpd"]
     assert "bits/dim" in out.stdout and "| 90% random |" in out.stdout
     assert "MALA step 6/6" in out.stdout                       # long work shows progress
     assert cv2.imread(str(figs / "mnist_map_inpainting.png")) is not None
@@ -231,8 +242,15 @@ def test_mnist_density_trains_resumes_evaluates_and_draws(fake_mnist, tmp_path):
     cfg = json.loads((run / "config.json").read_text())   # a gentler resume is recorded
     assert (cfg["lr"], cfg["clipnorm"]) == (5e-4, 100)
     assert cfg["changes"] == [{"from_step": 16, "epochs": 2, "lr": 5e-4, "clipnorm": 100}]
+    # the exported model file (no optimizer state) evaluates as the run did after epoch 1
+    assert shipped.stat().st_size < 0.8 * (run / "model.keras").stat().st_size
+    out = _run(script, "--smoke", "--data-root", fake_mnist, "--weights", shipped,
+               "--out", tmp_path / "res")
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert json.loads((tmp_path / "res" / "result.json").read_text())["test_bpd"] == bpd
 
 
+@examples_once
 def test_mnist_density_conditional_draws_samples_and_style_transfer(fake_mnist, tmp_path):
     figs = tmp_path / "figs"
     out = _run(ROOT / "examples" / "mnist_density.py", "--smoke", "--conditional",
@@ -246,14 +264,22 @@ def test_mnist_density_conditional_draws_samples_and_style_transfer(fake_mnist, 
     assert grid.shape[0] > 10 * 56 and style.shape[1] > 12 * 56
 
 
+@examples_once
 def test_mnist_density_bad_input_is_one_error_line(tmp_path):
     out = _run(ROOT / "examples" / "mnist_density.py", "--data-root", tmp_path,
                "--out", tmp_path / "run", "--smoke", timeout=300)
     assert out.returncode == 2
     assert out.stderr.strip().splitlines()[-1].startswith("cinn: error:")
     assert "mnist.npz" in out.stderr and "Traceback" not in out.stderr
+    for flag in ("--init", "--weights"):
+        out = _run(ROOT / "examples" / "mnist_density.py", "--data-root", tmp_path,
+                   "--out", tmp_path / "run", flag, tmp_path / "none.keras", timeout=300)
+        assert out.returncode == 2 and "Traceback" not in out.stderr
+        assert out.stderr.strip().splitlines()[-1] == (
+            f"cinn: error: {flag} {tmp_path / 'none.keras'}: no such model file")
 
 
+@examples_once
 def test_mnist_density_divergence_is_one_error_line(fake_mnist, tmp_path):
     out = _run(ROOT / "examples" / "mnist_density.py", "--smoke", "--data-root", fake_mnist,
                "--out", tmp_path / "run", "--epochs", "1", "--lr", "1e3", timeout=300)
@@ -263,6 +289,7 @@ def test_mnist_density_divergence_is_one_error_line(fake_mnist, tmp_path):
     assert "Traceback" not in out.stderr
 
 
+@examples_once
 def test_density_2d_draws_its_figures(tmp_path):
     out = _run(ROOT / "examples" / "density_2d.py", "--smoke", "--data", "moons", "-o", tmp_path)
     assert out.returncode == 0, out.stderr[-3000:]

@@ -5,10 +5,12 @@ import sys
 from pathlib import Path
 
 import cv2
+from conftest import examples_once
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
+@examples_once
 def test_rotated_moons_writes_its_picture(tmp_path):
     out = subprocess.run([sys.executable, str(ROOT / "examples" / "rotated_moons.py"),
                           "--epochs", "2", "-o", str(tmp_path)], capture_output=True,
