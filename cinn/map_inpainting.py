@@ -166,20 +166,20 @@ def inpaint_posterior(flow, x, mask, n=4, c=None, steps=400, sigma=0.1, init=Non
     if not sigma > 0:
         raise ValueError(f"sigma must be > 0, got {sigma}")
     rep = lambda a: np.repeat(a, n, axis=0)  # noqa: E731  (image i -> chains i*n ... i*n+n-1)
-    if init is not None and np.ndim(init) == x.ndim + 1:  # a start per chain
+    per_chain = init is not None and np.ndim(init) == x.ndim + 1
+    observed, fill = _observed_and_fill(x, mask, 0.0 if per_chain else init)
+    if per_chain:  # a start per chain: (batch, n, ...) -> chains
         init = np.asarray(ops.convert_to_numpy(init), np.float32)
         if init.shape != (len(x), n) + x.shape[1:]:
             raise ValueError(f"a start per chain needs init of shape {(len(x), n) + x.shape[1:]} "
                              f"(batch, n, ...), got {init.shape}")
-        observed, _ = _observed_and_fill(x, mask, 0.0)
-        start = np.where(rep(observed), rep(x), init.reshape((-1,) + x.shape[1:]))
+        fill = init.reshape((-1,) + x.shape[1:])
     else:
-        observed, fill = _observed_and_fill(x, mask, init)
-        start = rep(np.where(observed, x, fill))
+        fill = rep(fill)
     y, m = rep(x), rep(observed).astype(np.float32)
+    start = np.where(m > 0.5, y, fill).astype(np.float32)
     cc = None if c is None else rep(np.asarray(ops.convert_to_numpy(c)))
-    z = np.asarray(ops.convert_to_numpy(flow.encode(start.astype(np.float32), cc)[0]),
-                   np.float32)
+    z = np.asarray(ops.convert_to_numpy(flow.encode(start, cc)[0]), np.float32)
     y_t, m_t = ops.convert_to_tensor(y), ops.convert_to_tensor(m)
     c_t = None if cc is None else ops.convert_to_tensor(cc)
     axes = tuple(range(1, x.ndim))

@@ -360,7 +360,8 @@ def map_inpainting(model, x_test, x_train, out_png, n=20, steps=300, lr=0.01, po
     from density_2d import save_png
 
     x = pixel_centres(x_test[:n])
-    mean = pixel_centres(x_train).mean(axis=0)
+    train = pixel_centres(x_train)
+    mean = train.mean(axis=0)
     rng = np.random.default_rng(0)
     masks = np.stack([~hidden_mask(name, 28, rng) for name in CORRUPTIONS])[..., None]
     xs = np.repeat(x[None], len(CORRUPTIONS), 0).reshape(-1, 28, 28, 1)
@@ -390,7 +391,6 @@ def map_inpainting(model, x_test, x_train, out_png, n=20, steps=300, lr=0.01, po
             start = out_c
         else:   # over-dispersed: chain k of a digit from the local mode reached from the
             # hidden pixels of another (random) training digit
-            train = pixel_centres(x_train)
             pick = np.random.default_rng(1).choice(len(train), (len(xs), samples))
             start = inpaint_map(model, np.repeat(xs, samples, 0), np.repeat(obs, samples, 0),
                                 steps=steps, lr=lr, init=train[pick].reshape((-1,) + xs.shape[1:]))
